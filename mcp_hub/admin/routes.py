@@ -1,0 +1,220 @@
+"""Admin REST API: /v1/servers, /v1/users, /v1/keys. Every endpoint needs an admin key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from mcp_hub.admin.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    Page,
+    ServerCreate,
+    ServerOut,
+    ServerUpdate,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
+from mcp_hub.auth.keys import Caller, authenticate_key, bearer_token
+from mcp_hub.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from mcp_hub.runtime import Hub
+from mcp_hub.store import audit, servers, users
+from mcp_hub.store.engine import transaction
+from mcp_hub.store.models import ApiKey, User
+
+router = APIRouter(prefix="/v1")
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")]
+
+
+def get_hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+async def require_admin(request: Request, hub: HubDep) -> Caller:
+    presented = bearer_token(request.headers.get("authorization"))
+    if presented is None:
+        raise AuthenticationError("send an admin API key as `Authorization: Bearer <key>`")
+    async with transaction(hub.sessions) as session:
+        caller = await authenticate_key(session, presented)
+    if not caller.is_admin:
+        raise PermissionDeniedError("this API key is not an admin key")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(require_admin)]
+
+
+def _next_cursor(ids: list[str], limit: int) -> str | None:
+    return ids[-1] if len(ids) == limit else None
+
+
+def _as_validation_error(exc: InvalidInputError) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body",), "msg": exc.message, "type": "value_error"}])
+
+
+# --- servers -------------------------------------------------------------------------------------------
+
+
+@router.get("/servers", response_model=Page[ServerOut], tags=["servers"])
+async def list_servers(hub: HubDep, _admin: AdminDep, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None) -> Page[ServerOut]:
+    async with transaction(hub.sessions) as session:
+        rows = await servers.list_servers(session, limit=limit, after=cursor)
+        allowed = await servers.allowed_users_by_server(session, [row.id for row in rows])
+    items = [servers.server_out(hub.keyring, row, allowed[row.id]) for row in rows]
+    return Page(items=items, next_cursor=_next_cursor([row.id for row in rows], limit))
+
+
+@router.post("/servers", response_model=ServerOut, status_code=201, tags=["servers"])
+async def create_server(body: ServerCreate, hub: HubDep, admin: AdminDep) -> ServerOut:
+    try:
+        async with transaction(hub.sessions) as session:
+            server = await servers.create_server(session, hub.keyring, body)
+            audit.record(session, admin, "server.create", target_type="server", target_id=server.id)
+            allowed = await servers.allowed_users_by_server(session, [server.id])
+    except InvalidInputError as exc:
+        raise _as_validation_error(exc) from None
+    return servers.server_out(hub.keyring, server, allowed[server.id])
+
+
+@router.get("/servers/{server_id}", response_model=ServerOut, tags=["servers"])
+async def get_server(server_id: str, hub: HubDep, _admin: AdminDep) -> ServerOut:
+    async with transaction(hub.sessions) as session:
+        server = await servers.get_server(session, server_id)
+        allowed = await servers.allowed_users_by_server(session, [server.id])
+    return servers.server_out(hub.keyring, server, allowed[server.id])
+
+
+@router.patch("/servers/{server_id}", response_model=ServerOut, tags=["servers"])
+async def update_server(server_id: str, body: ServerUpdate, hub: HubDep, admin: AdminDep) -> ServerOut:
+    try:
+        async with transaction(hub.sessions) as session:
+            server = await servers.get_server(session, server_id)
+            server = await servers.update_server(session, hub.keyring, server, body)
+            audit.record(
+                session, admin, "server.update", target_type="server", target_id=server.id,
+                detail={"fields": sorted(body.model_fields_set)},
+            )
+            allowed = await servers.allowed_users_by_server(session, [server.id])
+    except InvalidInputError as exc:
+        raise _as_validation_error(exc) from None
+    return servers.server_out(hub.keyring, server, allowed[server.id])
+
+
+@router.delete("/servers/{server_id}", status_code=204, tags=["servers"])
+async def delete_server(server_id: str, hub: HubDep, admin: AdminDep) -> Response:
+    async with transaction(hub.sessions) as session:
+        server = await servers.get_server(session, server_id)
+        await servers.delete_server(session, server)
+        audit.record(session, admin, "server.delete", target_type="server", target_id=server_id)
+    return Response(status_code=204)
+
+
+# --- users ---------------------------------------------------------------------------------------------
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut.model_validate(user, from_attributes=True)
+
+
+@router.get("/users", response_model=Page[UserOut], tags=["users"])
+async def list_users(hub: HubDep, _admin: AdminDep, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None) -> Page[UserOut]:
+    async with transaction(hub.sessions) as session:
+        rows = await users.list_users(session, limit=limit, after=cursor)
+    return Page(items=[_user_out(row) for row in rows], next_cursor=_next_cursor([row.id for row in rows], limit))
+
+
+@router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
+async def create_user(body: UserCreate, hub: HubDep, admin: AdminDep) -> UserOut:
+    async with transaction(hub.sessions) as session:
+        user = await users.create_user(session, body.name, body.email)
+        audit.record(session, admin, "user.create", target_type="user", target_id=user.id)
+    return _user_out(user)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
+async def get_user(user_id: str, hub: HubDep, _admin: AdminDep) -> UserOut:
+    async with transaction(hub.sessions) as session:
+        return _user_out(await users.get_user(session, user_id))
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
+async def update_user(user_id: str, body: UserUpdate, hub: HubDep, admin: AdminDep) -> UserOut:
+    async with transaction(hub.sessions) as session:
+        user = await users.get_user(session, user_id)
+        user = await users.update_user(session, user, name=body.name, email=body.email, disabled=body.disabled)
+        audit.record(session, admin, "user.update", target_type="user", target_id=user.id)
+    return _user_out(user)
+
+
+@router.delete("/users/{user_id}", status_code=204, tags=["users"])
+async def delete_user(user_id: str, hub: HubDep, admin: AdminDep) -> Response:
+    if user_id == admin.user_id:
+        raise InvalidInputError("you cannot delete the user whose key you are using")
+    async with transaction(hub.sessions) as session:
+        user = await users.get_user(session, user_id)
+        await users.delete_user(session, user)
+        audit.record(session, admin, "user.delete", target_type="user", target_id=user_id)
+    return Response(status_code=204)
+
+
+# --- keys ----------------------------------------------------------------------------------------------
+
+
+def _key_out(key: ApiKey) -> KeyOut:
+    return KeyOut.model_validate(key, from_attributes=True)
+
+
+@router.get("/keys", response_model=Page[KeyOut], tags=["keys"])
+async def list_keys(
+    hub: HubDep,
+    _admin: AdminDep,
+    limit: Limit = PAGE_DEFAULT,
+    cursor: Cursor = None,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[KeyOut]:
+    async with transaction(hub.sessions) as session:
+        rows = await users.list_keys(session, limit=limit, after=cursor, user_id=user_id)
+    return Page(items=[_key_out(row) for row in rows], next_cursor=_next_cursor([row.id for row in rows], limit))
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=201, tags=["keys"])
+async def create_key(body: KeyCreate, hub: HubDep, admin: AdminDep) -> KeyCreated:
+    async with transaction(hub.sessions) as session:
+        user = await users.get_user(session, body.user_id)
+        key, new_key = await users.create_key(
+            session,
+            user,
+            name=body.name,
+            is_admin=body.is_admin,
+            allowed_servers=body.allowed_servers,
+            allowed_tools=body.allowed_tools,
+        )
+        audit.record(session, admin, "key.create", target_type="key", target_id=key.id, detail={"admin": body.is_admin})
+    return KeyCreated(**_key_out(key).model_dump(), key=new_key.plaintext)
+
+
+@router.get("/keys/{key_id}", response_model=KeyOut, tags=["keys"])
+async def get_key(key_id: str, hub: HubDep, _admin: AdminDep) -> KeyOut:
+    async with transaction(hub.sessions) as session:
+        return _key_out(await users.get_key(session, key_id))
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut, tags=["keys"])
+async def revoke_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
+    """Revokes the key (it stays listed, with `revoked_at`, for the audit trail)."""
+    async with transaction(hub.sessions) as session:
+        key = await users.revoke_key(session, await users.get_key(session, key_id))
+        audit.record(session, admin, "key.revoke", target_type="key", target_id=key_id)
+    return _key_out(key)

@@ -1,0 +1,81 @@
+"""create_app(settings): the FastAPI app. Its lifespan opens the hub's parts once; routers get them from
+`request.app.state.hub`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from mcp_hub.admin.routes import router as admin_router
+from mcp_hub.errors import AuthenticationError, HubError
+from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
+from mcp_hub.settings import Settings
+from mcp_hub.store.engine import current_revision, head_revision
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            hub = await stack.enter_async_context(open_hub(settings))
+            app.state.hub = hub
+            new_admin_key = await bootstrap_admin_key(hub)
+            if new_admin_key:
+                announce_admin_key(new_admin_key)
+            yield
+
+    app = FastAPI(
+        title="mcp-hub",
+        summary="One MCP endpoint for every server your organisation connects, with each user's own credentials.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(admin_router)
+
+    @app.exception_handler(HubError)
+    async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="mcp-hub"'} if isinstance(exc, AuthenticationError) else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        hub: Hub = request.app.state.hub
+        try:
+            current = await current_revision(hub.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("readiness check: database unreachable: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
+        head = head_revision()
+        if current != head:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"schema at {current}, needs {head}: run `mcp-hub db upgrade`"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "schema": current})
+
+    return app
+
+
+def announce_admin_key(key: str) -> None:
+    # Printed to the terminal, deliberately not through logging: log files must never hold secrets.
+    print(
+        "\n  mcp-hub: no admin key existed, so one was created. It is shown once; store it now:\n\n"
+        f"    {key}\n\n"
+        "  Use it as `Authorization: Bearer <key>` (or sign in to the UI with it).\n",
+        file=sys.stderr,
+        flush=True,
+    )

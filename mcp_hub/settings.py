@@ -1,0 +1,106 @@
+"""Settings: environment (`MCP_HUB_*`), an optional YAML file, and defaults that work on one machine."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_PORT = 4000
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub. Read from `MCP_HUB_*` variables, then the YAML file named by
+    `MCP_HUB_CONFIG_FILE` (if any), then these defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_HUB_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".mcp-hub"), description="Where the SQLite file and generated keys live")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/mcp-hub.db. "
+        "For PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    public_base_url: str | None = Field(
+        default=None, description="URL clients use to reach the hub; default http://<host>:<port>"
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated 'key_id:base64(32 bytes)' list; the first encrypts, all decrypt. "
+        "Default: generated once into <data_dir>/encryption.keys",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="Bootstrap admin API key; default: generated at first start and printed once"
+    )
+    log_level: str = "INFO"
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0, description="Default total deadline per upstream call")
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Request body cap")
+    rotate_batch_size: int = Field(default=200, ge=1, le=10_000)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("MCP_HUB_CONFIG_FILE")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("use the asyncpg driver: postgresql+asyncpg://user:pass@host/db")
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 32 <= len(value.get_secret_value()) <= 256:
+            raise ValueError("MCP_HUB_ADMIN_KEY must be 32 to 256 characters long")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'mcp-hub.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "encryption.keys"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,227 @@
+"""Repository of upstream servers: the one place that writes `mcp_servers` rows and their secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_hub.admin.schemas import ServerCreate, ServerFields, ServerOut, check_server_shape, default_alias
+from mcp_hub.crypto import Keyring, RowBinding
+from mcp_hub.errors import ConflictError, InvalidInputError, NotFoundError
+from mcp_hub.store.models import McpServer, McpServerUser, User, new_id
+
+TABLE = "mcp_servers"
+SECRET_FIELDS = ("env", "headers", "client_secret")
+PLAIN_FIELDS = (
+    "alias",
+    "description",
+    "transport",
+    "url",
+    "spec_location",
+    "command",
+    "args",
+    "auth_type",
+    "authorization_url",
+    "token_url",
+    "registration_url",
+    "client_id",
+    "scopes",
+    "allowed_tools",
+    "access",
+    "enabled",
+    "timeout_seconds",
+)
+
+
+@dataclass(frozen=True)
+class ServerSecrets:
+    env: dict[str, str]
+    headers: dict[str, str]
+    client_secret: str | None
+
+
+def _binding(server: McpServer, field: str) -> RowBinding:
+    return RowBinding(table=TABLE, row_id=server.id, field=field, server_id=server.id)
+
+
+def read_secrets(keyring: Keyring, server: McpServer) -> ServerSecrets:
+    def _open(ciphertext: bytes | None, field: str) -> Any:
+        if ciphertext is None:
+            return None
+        assert server.key_id is not None, "encrypted field without key id"
+        return keyring.decrypt_json(ciphertext, server.key_id, _binding(server, field))
+
+    return ServerSecrets(
+        env=_open(server.env_encrypted, "env") or {},
+        headers=_open(server.headers_encrypted, "headers") or {},
+        client_secret=_open(server.client_secret_encrypted, "client_secret"),
+    )
+
+
+def write_secrets(keyring: Keyring, server: McpServer, secrets: ServerSecrets) -> None:
+    """(Re-)encrypts all of a row's secrets under the keyring's primary key."""
+
+    def _seal(value: Any, field: str) -> bytes | None:
+        if value is None or value == {}:
+            return None
+        ciphertext, _ = keyring.encrypt_json(value, _binding(server, field))
+        return ciphertext
+
+    server.env_encrypted = _seal(secrets.env, "env")
+    server.headers_encrypted = _seal(secrets.headers, "headers")
+    server.client_secret_encrypted = _seal(secrets.client_secret, "client_secret")
+    server.key_id = keyring.primary_id
+
+
+def _secret_updates(fields: ServerFields, current: ServerSecrets) -> ServerSecrets:
+    given = fields.model_fields_set
+    return ServerSecrets(
+        env=(fields.env or {}) if "env" in given else current.env,
+        headers=(fields.headers or {}) if "headers" in given else current.headers,
+        client_secret=(fields.client_secret.get_secret_value() if fields.client_secret else None)
+        if "client_secret" in given
+        else current.client_secret,
+    )
+
+
+async def _check_users_exist(session: AsyncSession, user_ids: Sequence[str]) -> None:
+    if not user_ids:
+        return
+    found = set((await session.scalars(select(User.id).where(User.id.in_(set(user_ids))))).all())
+    missing = sorted(set(user_ids) - found)
+    if missing:
+        raise InvalidInputError(f"allowed_users names unknown user ids: {', '.join(missing[:10])}")
+
+
+async def _set_allowed_users(session: AsyncSession, server_id: str, user_ids: Sequence[str]) -> None:
+    await _check_users_exist(session, user_ids)
+    await session.execute(delete(McpServerUser).where(McpServerUser.server_id == server_id))
+    session.add_all(McpServerUser(server_id=server_id, user_id=user_id) for user_id in sorted(set(user_ids)))
+
+
+async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCreate) -> McpServer:
+    # The id is known before the insert because it is part of the secrets' associated data.
+    server = McpServer(id=new_id(), name=spec.name, args=[], scopes=[])
+    for field in PLAIN_FIELDS:
+        value = getattr(spec, field)
+        if value is not None:
+            setattr(server, field, value.value if hasattr(value, "value") else value)
+    server.alias = spec.alias or default_alias(spec.name)
+    write_secrets(keyring, server, _secret_updates(spec, ServerSecrets({}, {}, None)))
+    session.add(server)
+    await _flush_unique(session, spec.name)
+    if spec.allowed_users:
+        await _set_allowed_users(session, server.id, spec.allowed_users)
+        await session.flush()
+    return server
+
+
+async def update_server(session: AsyncSession, keyring: Keyring, server: McpServer, changes: ServerFields) -> McpServer:
+    given = changes.model_fields_set
+    merged = {field: getattr(changes, field) if field in given else getattr(server, field) for field in PLAIN_FIELDS}
+    try:
+        check_server_shape(
+            transport=merged["transport"], url=merged["url"], spec_location=merged["spec_location"], command=merged["command"]
+        )
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    if "name" in given and getattr(changes, "name", None):
+        server.name = changes.name  # type: ignore[attr-defined]
+    for field in PLAIN_FIELDS:
+        if field in given:
+            value = getattr(changes, field)
+            if value is None and field in ("args", "scopes"):
+                value = []
+            if value is None and field in ("auth_type", "access", "enabled", "transport", "alias"):
+                raise InvalidInputError(f"{field} cannot be null")
+            setattr(server, field, value.value if hasattr(value, "value") else value)
+    if given & set(SECRET_FIELDS):
+        write_secrets(keyring, server, _secret_updates(changes, read_secrets(keyring, server)))
+    if "allowed_users" in given:
+        await _set_allowed_users(session, server.id, changes.allowed_users or [])
+    await _flush_unique(session, server.name)
+    return server
+
+
+async def _flush_unique(session: AsyncSession, name: str) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ConflictError(f"a server named {name!r} (or with the same alias) already exists") from None
+
+
+async def get_server(session: AsyncSession, server_id: str) -> McpServer:
+    server = await session.get(McpServer, server_id)
+    if server is None:
+        raise NotFoundError(f"no server with id {server_id!r}")
+    return server
+
+
+async def get_server_by_name(session: AsyncSession, name: str) -> McpServer:
+    server = await session.scalar(select(McpServer).where(McpServer.name == name))
+    if server is None:
+        raise NotFoundError(f"no server named {name!r}")
+    return server
+
+
+async def list_servers(session: AsyncSession, *, limit: int, after: str | None = None) -> list[McpServer]:
+    query = select(McpServer).order_by(McpServer.id).limit(limit)
+    if after:
+        query = query.where(McpServer.id > after)
+    return list((await session.scalars(query)).all())
+
+
+async def allowed_users_by_server(session: AsyncSession, server_ids: Sequence[str]) -> dict[str, list[str]]:
+    """One query for the user lists of many servers (no N+1)."""
+    result: dict[str, list[str]] = {server_id: [] for server_id in server_ids}
+    if not server_ids:
+        return result
+    rows = await session.execute(
+        select(McpServerUser.server_id, McpServerUser.user_id)
+        .where(McpServerUser.server_id.in_(server_ids))
+        .order_by(McpServerUser.server_id, McpServerUser.user_id)
+    )
+    for server_id, user_id in rows.tuples():
+        result[server_id].append(user_id)
+    return result
+
+
+async def delete_server(session: AsyncSession, server: McpServer) -> None:
+    await session.delete(server)
+    await session.flush()
+
+
+def server_out(keyring: Keyring, server: McpServer, allowed_users: list[str]) -> ServerOut:
+    secrets = read_secrets(keyring, server)
+    return ServerOut(
+        id=server.id,
+        name=server.name,
+        alias=server.alias,
+        description=server.description,
+        transport=server.transport,
+        url=server.url,
+        spec_location=server.spec_location,
+        command=server.command,
+        args=list(server.args or []),
+        env_names=sorted(secrets.env),
+        header_names=sorted(secrets.headers),
+        auth_type=server.auth_type,
+        authorization_url=server.authorization_url,
+        token_url=server.token_url,
+        registration_url=server.registration_url,
+        client_id=server.client_id,
+        client_secret_set=secrets.client_secret is not None,
+        scopes=list(server.scopes or []),
+        allowed_tools=server.allowed_tools,
+        access=server.access,
+        allowed_users=allowed_users,
+        enabled=server.enabled,
+        timeout_seconds=server.timeout_seconds,
+        created_at=server.created_at,
+        updated_at=server.updated_at,
+    )
