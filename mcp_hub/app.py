@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="mcp-hub"'} if isinstance(exc, AuthenticationError) else None
+        headers = (
+            {"WWW-Authenticate": 'Bearer realm="mcp-hub"'} if isinstance(exc, AuthenticationError) else None
+        )
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
     @app.get("/healthz", tags=["health"])
@@ -62,7 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         head = head_revision()
         if current != head:
             return JSONResponse(
-                {"status": "unavailable", "reason": f"schema at {current}, needs {head}: run `mcp-hub db upgrade`"},
+                {
+                    "status": "unavailable",
+                    "reason": f"schema at {current}, needs {head}: run `mcp-hub db upgrade`",
+                },
                 status_code=503,
             )
         return JSONResponse({"status": "ready", "schema": current})

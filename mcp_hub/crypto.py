@@ -126,7 +126,9 @@ def load_keyring(configured: str | None, key_file: Path) -> Keyring:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(generate_key_entry() + "\n")
-        log.warning("generated a new encryption key in %s (keep it safe: without it secrets are lost)", key_file)
+        log.warning(
+            "generated a new encryption key in %s (keep it safe: without it secrets are lost)", key_file
+        )
     return Keyring(parse_key_list(key_file.read_text()))
 
 

@@ -42,3 +42,15 @@ class AuthenticationError(HubError):
 
 class PermissionDeniedError(HubError):
     status_code = 403
+
+
+class UpstreamError(HubError):
+    """An upstream server could not be reached, failed, or answered with something unusable."""
+
+    status_code = 502
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """An upstream call did not finish within its total deadline."""
+
+    status_code = 504

@@ -33,6 +33,8 @@ class Hub:
 @asynccontextmanager
 async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Hub]:
     """Opens the database (migrating SQLite, checking PostgreSQL) and the keyring."""
+    # The data dir holds the SQLite file and the generated keys: only the hub's user may read it.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keyring = load_keyring(
         settings.encryption_keys.get_secret_value() if settings.encryption_keys else None, settings.key_file
     )
@@ -73,7 +75,13 @@ async def bootstrap_admin_key(hub: Hub) -> str | None:
         user = await _bootstrap_user(session)
         new_key = generate_api_key()
         session.add(
-            ApiKey(user_id=user.id, name="bootstrap", prefix=new_key.prefix, key_hash=new_key.key_hash, is_admin=True)
+            ApiKey(
+                user_id=user.id,
+                name="bootstrap",
+                prefix=new_key.prefix,
+                key_hash=new_key.key_hash,
+                is_admin=True,
+            )
         )
         return new_key.plaintext
 

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MCP_HUB_", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".mcp-hub"), description="Where the SQLite file and generated keys live")
+    data_dir: Path = Field(
+        default=Path(".mcp-hub"), description="Where the SQLite file and generated keys live"
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/mcp-hub.db. "
@@ -41,10 +43,13 @@ class Settings(BaseSettings):
         "Default: generated once into <data_dir>/encryption.keys",
     )
     admin_key: SecretStr | None = Field(
-        default=None, description="Bootstrap admin API key; default: generated at first start and printed once"
+        default=None,
+        description="Bootstrap admin API key; default: generated at first start and printed once",
     )
     log_level: str = "INFO"
-    upstream_timeout_seconds: float = Field(default=30.0, gt=0, description="Default total deadline per upstream call")
+    upstream_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Default total deadline per upstream call"
+    )
     max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Request body cap")
     rotate_batch_size: int = Field(default=200, ge=1, le=10_000)
 

@@ -68,7 +68,9 @@ def _as_validation_error(exc: InvalidInputError) -> RequestValidationError:
 
 
 @router.get("/servers", response_model=Page[ServerOut], tags=["servers"])
-async def list_servers(hub: HubDep, _admin: AdminDep, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None) -> Page[ServerOut]:
+async def list_servers(
+    hub: HubDep, _admin: AdminDep, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None
+) -> Page[ServerOut]:
     async with transaction(hub.sessions) as session:
         rows = await servers.list_servers(session, limit=limit, after=cursor)
         allowed = await servers.allowed_users_by_server(session, [row.id for row in rows])
@@ -103,7 +105,11 @@ async def update_server(server_id: str, body: ServerUpdate, hub: HubDep, admin: 
             server = await servers.get_server(session, server_id)
             server = await servers.update_server(session, hub.keyring, server, body)
             audit.record(
-                session, admin, "server.update", target_type="server", target_id=server.id,
+                session,
+                admin,
+                "server.update",
+                target_type="server",
+                target_id=server.id,
                 detail={"fields": sorted(body.model_fields_set)},
             )
             allowed = await servers.allowed_users_by_server(session, [server.id])
@@ -129,10 +135,14 @@ def _user_out(user: User) -> UserOut:
 
 
 @router.get("/users", response_model=Page[UserOut], tags=["users"])
-async def list_users(hub: HubDep, _admin: AdminDep, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None) -> Page[UserOut]:
+async def list_users(
+    hub: HubDep, _admin: AdminDep, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None
+) -> Page[UserOut]:
     async with transaction(hub.sessions) as session:
         rows = await users.list_users(session, limit=limit, after=cursor)
-    return Page(items=[_user_out(row) for row in rows], next_cursor=_next_cursor([row.id for row in rows], limit))
+    return Page(
+        items=[_user_out(row) for row in rows], next_cursor=_next_cursor([row.id for row in rows], limit)
+    )
 
 
 @router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
@@ -153,7 +163,9 @@ async def get_user(user_id: str, hub: HubDep, _admin: AdminDep) -> UserOut:
 async def update_user(user_id: str, body: UserUpdate, hub: HubDep, admin: AdminDep) -> UserOut:
     async with transaction(hub.sessions) as session:
         user = await users.get_user(session, user_id)
-        user = await users.update_user(session, user, name=body.name, email=body.email, disabled=body.disabled)
+        user = await users.update_user(
+            session, user, name=body.name, email=body.email, disabled=body.disabled
+        )
         audit.record(session, admin, "user.update", target_type="user", target_id=user.id)
     return _user_out(user)
 
@@ -186,7 +198,9 @@ async def list_keys(
 ) -> Page[KeyOut]:
     async with transaction(hub.sessions) as session:
         rows = await users.list_keys(session, limit=limit, after=cursor, user_id=user_id)
-    return Page(items=[_key_out(row) for row in rows], next_cursor=_next_cursor([row.id for row in rows], limit))
+    return Page(
+        items=[_key_out(row) for row in rows], next_cursor=_next_cursor([row.id for row in rows], limit)
+    )
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=201, tags=["keys"])
@@ -201,7 +215,9 @@ async def create_key(body: KeyCreate, hub: HubDep, admin: AdminDep) -> KeyCreate
             allowed_servers=body.allowed_servers,
             allowed_tools=body.allowed_tools,
         )
-        audit.record(session, admin, "key.create", target_type="key", target_id=key.id, detail={"admin": body.is_admin})
+        audit.record(
+            session, admin, "key.create", target_type="key", target_id=key.id, detail={"admin": body.is_admin}
+        )
     return KeyCreated(**_key_out(key).model_dump(), key=new_key.plaintext)
 
 

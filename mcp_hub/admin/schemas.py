@@ -35,7 +35,9 @@ def _http_url(value: str | None) -> str | None:
 
 HttpUrl = Annotated[str, Field(max_length=2048), AfterValidator(_http_url)]
 ShortText = Annotated[str, Field(min_length=1, max_length=512)]
-SecretMap = dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=MAX_TEXT)]]
+SecretMap = dict[
+    Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=MAX_TEXT)]
+]
 TransportName = Literal["http", "sse", "stdio"]
 
 
@@ -63,7 +65,9 @@ class ServerFields(_Strict):
     url: HttpUrl | None = None
     spec_location: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     command: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
-    args: Annotated[list[Annotated[str, Field(max_length=MAX_TEXT)]], Field(max_length=MAX_LIST)] | None = None
+    args: Annotated[list[Annotated[str, Field(max_length=MAX_TEXT)]], Field(max_length=MAX_LIST)] | None = (
+        None
+    )
     env: Annotated[SecretMap, Field(max_length=MAX_LIST)] | None = Field(
         default=None, description="stdio environment (write-only; stored encrypted)"
     )
@@ -78,16 +82,18 @@ class ServerFields(_Strict):
     client_secret: Annotated[SecretStr, Field(max_length=MAX_TEXT)] | None = Field(
         default=None, description="write-only; stored encrypted"
     )
-    scopes: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)] | None = (
-        None
-    )
-    allowed_tools: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)] | None = (
-        None
-    )
+    scopes: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)]
+        | None
+    ) = None
+    allowed_tools: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)]
+        | None
+    ) = None
     access: Access | None = None
-    allowed_users: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=MAX_LIST)] | None = (
-        Field(default=None, description="user ids, for access = listed_users")
-    )
+    allowed_users: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=MAX_LIST)] | None
+    ) = Field(default=None, description="user ids, for access = listed_users")
     enabled: bool | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
 
@@ -96,7 +102,7 @@ class ServerFields(_Strict):
 
 class ServerCreate(ServerFields):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
-    transport: TransportName  # type: ignore[assignment]
+    transport: TransportName
 
     @model_validator(mode="after")
     def _complete(self) -> ServerCreate:
@@ -110,7 +116,9 @@ class ServerUpdate(ServerFields):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)] | None = None
 
 
-def check_server_shape(*, transport: str, url: str | None, spec_location: str | None, command: str | None) -> None:
+def check_server_shape(
+    *, transport: str, url: str | None, spec_location: str | None, command: str | None
+) -> None:
     """A server must be reachable the way its transport says."""
     if transport == "stdio":
         if not command:
@@ -124,7 +132,9 @@ def check_server_shape(*, transport: str, url: str | None, spec_location: str | 
             raise ValueError("an sse server takes a url only")
     else:
         if not url and not spec_location:
-            raise ValueError("an http server needs a url (MCP endpoint) or a spec_location (OpenAPI document)")
+            raise ValueError(
+                "an http server needs a url (MCP endpoint) or a spec_location (OpenAPI document)"
+            )
         if command:
             raise ValueError("an http server takes a url, not a command")
 
@@ -139,7 +149,9 @@ class ServerOut(BaseModel):
     spec_location: str | None
     command: str | None
     args: list[str]
-    env_names: list[str] = Field(description="names of the stdio env variables set (values are never returned)")
+    env_names: list[str] = Field(
+        description="names of the stdio env variables set (values are never returned)"
+    )
     header_names: list[str] = Field(description="names of the static headers set (values are never returned)")
     auth_type: str
     authorization_url: str | None
@@ -181,12 +193,13 @@ class KeyCreate(_Strict):
     user_id: Annotated[str, Field(min_length=1, max_length=64)]
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     is_admin: bool = False
-    allowed_servers: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=MAX_LIST)] | None = (
-        Field(default=None, description="server names this key may use; absent means all the user may use")
-    )
-    allowed_tools: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)] | None = (
-        None
-    )
+    allowed_servers: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=MAX_LIST)] | None
+    ) = Field(default=None, description="server names this key may use; absent means all the user may use")
+    allowed_tools: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)]
+        | None
+    ) = None
 
 
 class KeyOut(BaseModel):
@@ -211,4 +224,6 @@ ItemT = TypeVar("ItemT")
 
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
-    next_cursor: str | None = Field(description="pass as ?cursor= to get the next page; null on the last page")
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= to get the next page; null on the last page"
+    )

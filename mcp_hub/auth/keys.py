@@ -30,7 +30,9 @@ class NewKey:
 
 def generate_api_key() -> NewKey:
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-    return NewKey(plaintext=plaintext, prefix=plaintext[:SHOWN_PREFIX_LENGTH], key_hash=hash_api_key(plaintext))
+    return NewKey(
+        plaintext=plaintext, prefix=plaintext[:SHOWN_PREFIX_LENGTH], key_hash=hash_api_key(plaintext)
+    )
 
 
 def hash_api_key(plaintext: str) -> str:
@@ -55,7 +57,9 @@ async def authenticate_key(session: AsyncSession, presented: str) -> Caller:
         raise AuthenticationError("not a hub API key")
     row = (
         await session.execute(
-            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == hash_api_key(presented))
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_hash == hash_api_key(presented))
         )
     ).first()
     if row is None:

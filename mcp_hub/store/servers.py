@@ -121,12 +121,19 @@ async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCre
     return server
 
 
-async def update_server(session: AsyncSession, keyring: Keyring, server: McpServer, changes: ServerFields) -> McpServer:
+async def update_server(
+    session: AsyncSession, keyring: Keyring, server: McpServer, changes: ServerFields
+) -> McpServer:
     given = changes.model_fields_set
-    merged = {field: getattr(changes, field) if field in given else getattr(server, field) for field in PLAIN_FIELDS}
+    merged = {
+        field: getattr(changes, field) if field in given else getattr(server, field) for field in PLAIN_FIELDS
+    }
     try:
         check_server_shape(
-            transport=merged["transport"], url=merged["url"], spec_location=merged["spec_location"], command=merged["command"]
+            transport=merged["transport"],
+            url=merged["url"],
+            spec_location=merged["spec_location"],
+            command=merged["command"],
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None

@@ -98,7 +98,13 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
 async def get_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey:
     if len(prefix) < 6:
         raise InvalidInputError("give at least 6 characters of the key prefix")
-    keys = list((await session.scalars(select(ApiKey).where(ApiKey.prefix.startswith(prefix, autoescape=True)).limit(2))).all())
+    keys = list(
+        (
+            await session.scalars(
+                select(ApiKey).where(ApiKey.prefix.startswith(prefix, autoescape=True)).limit(2)
+            )
+        ).all()
+    )
     if not keys:
         raise NotFoundError(f"no API key with prefix {prefix!r}")
     if len(keys) > 1:
