@@ -13,16 +13,22 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from mcp_hub.admin.routes import router as admin_router
+from mcp_hub.credentials.resolver import UserCredentialResolver
+from mcp_hub.credentials.routes import router as credentials_router
 from mcp_hub.errors import AuthenticationError, HubError
+from mcp_hub.gateway.mount import mount_gateway, open_gateway
+from mcp_hub.logredact import install_log_redaction
 from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
 from mcp_hub.settings import Settings
 from mcp_hub.store.engine import current_revision, head_revision
+from mcp_hub.ui import mount_ui
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    install_log_redaction()  # before any request can log an OAuth callback's code
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             new_admin_key = await bootstrap_admin_key(hub)
             if new_admin_key:
                 announce_admin_key(new_admin_key)
+            app.state.gateway = await stack.enter_async_context(
+                open_gateway(hub, resolver=UserCredentialResolver(hub))
+            )
             yield
 
     app = FastAPI(
@@ -41,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(admin_router)
+    mount_ui(app)
+    app.include_router(credentials_router)
+    mount_gateway(app)
 
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:

@@ -54,3 +54,33 @@ class UpstreamTimeoutError(UpstreamError):
     """An upstream call did not finish within its total deadline."""
 
     status_code = 504
+
+
+class NotConnectedError(HubError):
+    """The user has no usable credential of their own for a per-user server. `connect_url` is where they
+    connect it; callers show it (REST detail, MCP error message, the `{alias}__connect` tool)."""
+
+    status_code = 409
+
+    def __init__(self, message: str, *, server_id: str, connect_url: str) -> None:
+        super().__init__(message)
+        self.server_id = server_id
+        self.connect_url = connect_url
+
+
+class NeedsReconnectError(NotConnectedError):
+    """The user's OAuth grant is no longer accepted upstream (e.g. `invalid_grant` on refresh)."""
+
+
+class OAuthFlowError(HubError):
+    """An OAuth authorize/callback step was refused: bad, replayed or foreign state, wrong issuer, an
+    unusable answer from the authorization server, or an error it reported."""
+
+    status_code = 400
+
+
+class UnsafeUrlError(HubError):
+    """An outbound URL the hub was asked to fetch is not allowed (scheme, or an address on a private,
+    loopback, link-local or otherwise internal network)."""
+
+    status_code = 502

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mcp_hub.auth.keys import SHOWN_PREFIX_LENGTH, generate_api_key, hash_api_key
+from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.crypto import Keyring, load_keyring
 from mcp_hub.settings import Settings
 from mcp_hub.store.engine import create_engine, ensure_schema, session_factory, transaction
@@ -28,6 +29,8 @@ class Hub:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     keyring: Keyring
+    # Judges every URL fetched on someone else's say (OAuth discovery, registration, tokens).
+    url_guard: UrlGuard = field(default_factory=UrlGuard)
 
 
 @asynccontextmanager
@@ -42,7 +45,13 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
     try:
         if migrate:
             await ensure_schema(engine)
-        yield Hub(settings=settings, engine=engine, sessions=session_factory(engine), keyring=keyring)
+        yield Hub(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            keyring=keyring,
+            url_guard=UrlGuard.from_list(settings.oauth_allowed_hosts),
+        )
     finally:
         await engine.dispose()
 

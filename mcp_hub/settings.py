@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -51,7 +52,41 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Default total deadline per upstream call"
     )
     max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Request body cap")
+    upstream_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Deadline to open and initialize an upstream session"
+    )
+    upstream_list_deadline_seconds: float = Field(
+        default=5.0, gt=0, description="How long aggregate listings on /mcp wait for each upstream"
+    )
+    upstream_idle_seconds: float = Field(
+        default=300.0, gt=0, description="Upstream sessions (and stdio processes) unused this long are closed"
+    )
+    upstream_restart_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait before restarting an upstream that keeps crashing"
+    )
+    mcp_session_idle_seconds: float = Field(
+        default=1800.0, gt=0, description="Downstream MCP sessions idle this long are closed"
+    )
+    max_mcp_sessions: int = Field(default=10_000, ge=1, description="Open downstream MCP sessions at most")
+    mcp_auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an MCP request's authentication is reused (0: never); revocations and "
+        "access changes take up to this long to apply on the MCP endpoints",
+    )
     rotate_batch_size: int = Field(default=200, ge=1, le=10_000)
+    oauth_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names (or IP addresses) on private, loopback or internal "
+        "networks that the hub may still reach for OAuth discovery, registration and tokens. "
+        "Link-local and cloud metadata addresses are refused even when listed",
+    )
+    oauth_refresh_skew_seconds: int = Field(
+        default=60, ge=0, le=3600, description="Refresh OAuth tokens this long before they expire"
+    )
+    oauth_http_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="Total deadline of each call to an authorization server"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -77,6 +112,13 @@ class Settings(BaseSettings):
             raise ValueError("use the asyncpg driver: postgresql+asyncpg://user:pass@host/db")
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("oauth_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("admin_key")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
 from mcp_hub.admin.schemas import (
     KeyCreate,
@@ -26,7 +28,29 @@ from mcp_hub.store import audit, servers, users
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import ApiKey, User
 
-router = APIRouter(prefix="/v1")
+
+class WriteOnlyInputRoute(APIRoute):
+    """Keeps FastAPI's 422 `detail` array but drops each error's `input`: pydantic echoes the offending
+    value there (for a model-level error, the whole body), which would send a client secret, header or env
+    value back in the response."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def without_echoed_input(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise RequestValidationError(_strip_input(exc.errors())) from None
+
+        return without_echoed_input
+
+
+def _strip_input(errors: Any) -> list[dict[str, Any]]:
+    return [{key: value for key, value in error.items() if key != "input"} for error in errors]
+
+
+router = APIRouter(prefix="/v1", route_class=WriteOnlyInputRoute)
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200

@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from mcp_hub.store.models import Access, AuthType
+from mcp_hub.store.models import Access, AuthType, ByokMode
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 MAX_LIST = 500
 MAX_TEXT = 4096
+BYOK_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$"
 
 OPENAPI_TRANSPORT_MESSAGE = (
     "transport 'openapi' is only a label in the UI: send transport 'http' with spec_location set to "
@@ -96,8 +97,25 @@ class ServerFields(_Strict):
     ) = Field(default=None, description="user ids, for access = listed_users")
     enabled: bool | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
+    byok_mode: ByokMode | None = Field(
+        default=None, description="how a user's BYOK key reaches the upstream: header (default), query, env"
+    )
+    byok_name: Annotated[str, Field(pattern=BYOK_NAME_PATTERN)] | None = Field(
+        default=None,
+        description="header name (default Authorization), query parameter or env variable for the key",
+    )
+    byok_template: Annotated[str, Field(min_length=5, max_length=512)] | None = Field(
+        default=None, description="header value with {key} where the key goes; default 'Bearer {key}'"
+    )
 
     _transport_check = field_validator("transport", mode="before")(_transport)
+
+    @field_validator("byok_template")
+    @classmethod
+    def _template_has_key(cls, value: str | None) -> str | None:
+        if value is not None and ("{key}" not in value or any(ord(ch) < 32 for ch in value)):
+            raise ValueError("byok_template must contain {key} and no control characters")
+        return value
 
 
 class ServerCreate(ServerFields):
@@ -165,6 +183,14 @@ class ServerOut(BaseModel):
     allowed_users: list[str]
     enabled: bool
     timeout_seconds: float | None
+    byok_mode: str | None = None
+    byok_name: str | None = None
+    byok_template: str | None = None
+    issuer: str | None = Field(
+        default=None, description="authorization server issuer (configured or discovered)"
+    )
+    resource_metadata_url: str | None = None
+    oauth_discovered_at: datetime | None = Field(default=None, description="when OAuth discovery last ran")
     created_at: datetime
     updated_at: datetime
 

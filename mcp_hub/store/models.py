@@ -102,6 +102,14 @@ class CredentialStatus(enum.StrEnum):
     needs_reconnect = "needs_reconnect"
 
 
+class ByokMode(enum.StrEnum):
+    """How a user's BYOK key reaches the upstream."""
+
+    header = "header"  # `byok_name: byok_template` with {key} replaced
+    query = "query"  # `?byok_name=key` on the upstream URL
+    env = "env"  # `byok_name=key` in a stdio upstream's environment (one process per user)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
@@ -170,6 +178,17 @@ class McpServer(TimestampMixin, Base):
     access: Mapped[str] = mapped_column(String(16), default=Access.all_users.value)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    # BYOK delivery; NULL means the defaults (header `Authorization: Bearer {key}`).
+    byok_mode: Mapped[str | None] = mapped_column(String(16))
+    byok_name: Mapped[str | None] = mapped_column(String(256))
+    byok_template: Mapped[str | None] = mapped_column(String(512))
+    # OAuth discovery results, stored so discovery runs once per server (and never when an admin set
+    # authorization_url). `oauth_metadata` holds the few authorization-server facts the client relies on
+    # (PKCE methods, RFC 9207 support, the RFC 8707 resource, the registered client's auth method).
+    resource_metadata_url: Mapped[str | None] = mapped_column(String(2048))
+    issuer: Mapped[str | None] = mapped_column(String(2048))
+    oauth_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    oauth_discovered_at: Mapped[datetime | None] = mapped_column()
     # Key that encrypted this row's secrets (all of them are re-wrapped together on rotation).
     key_id: Mapped[str | None] = mapped_column(String(64))
 
@@ -203,6 +222,32 @@ class McpUserCredential(TimestampMixin, Base):
     key_id: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(32), default=CredentialStatus.active.value)
+
+
+class OAuthState(Base):
+    """One started OAuth authorize flow. Kept in the database (not in memory) so the callback may land on
+    any hub instance; single-use (`used_at`) and short-lived (`expires_at`). Only hashes of the `state`
+    value and of the browser cookie are stored, so a database reader cannot complete someone's flow."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = (Index(None, "user_id"), Index(None, "server_id"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    server_id: Mapped[str] = mapped_column(ForeignKey("mcp_servers.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(512))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    redirect_after: Mapped[str] = mapped_column(String(2048))
+    resource: Mapped[str | None] = mapped_column(String(2048))
+    # The person asked to replace a BYOK key of theirs on this server with the OAuth tokens.
+    replace_existing: Mapped[bool] = mapped_column(Boolean, default=False)
+    code_verifier_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
 
 
 class AuditEvent(Base):

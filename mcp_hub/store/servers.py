@@ -35,6 +35,9 @@ PLAIN_FIELDS = (
     "access",
     "enabled",
     "timeout_seconds",
+    "byok_mode",
+    "byok_name",
+    "byok_template",
 )
 
 
@@ -229,6 +232,12 @@ def server_out(keyring: Keyring, server: McpServer, allowed_users: list[str]) ->
         allowed_users=allowed_users,
         enabled=server.enabled,
         timeout_seconds=server.timeout_seconds,
+        byok_mode=server.byok_mode,
+        byok_name=server.byok_name,
+        byok_template=server.byok_template,
+        issuer=server.issuer,
+        resource_metadata_url=server.resource_metadata_url,
+        oauth_discovered_at=server.oauth_discovered_at,
         created_at=server.created_at,
         updated_at=server.updated_at,
     )

@@ -1,0 +1,206 @@
+"""Mounting the hub's MCP server: streamable HTTP at `/mcp` and `/mcp/{server}`, legacy SSE at `/sse`
+and `/mcp/{server}/sse` (messages posted to `/sse/messages/` and `/mcp/{server}/messages/`).
+
+Every request is authenticated first (`extract_mcp_auth_context`), its AuthContext attached to its
+scope, and only then handed to the SDK transport. `open_gateway` builds and runs the long-lived parts
+(upstream pool, session manager) inside the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from mcp_hub.auth.context import AuthCache, AuthContext, set_auth_context
+from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from mcp_hub.gateway.server import Gateway, GatewaySettings
+from mcp_hub.runtime import Hub
+from mcp_hub.settings import Settings
+from mcp_hub.upstream.credentials import CredentialResolver, StaticCredentialResolver
+from mcp_hub.upstream.pool import PoolSettings, UpstreamPool
+
+log = logging.getLogger(__name__)
+
+SSE_MESSAGE_PATH = "/messages/"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+WWW_AUTHENTICATE = 'Bearer realm="mcp-hub"'
+
+
+@dataclass
+class GatewayRuntime:
+    gateway: Gateway
+    pool: UpstreamPool
+    manager: StreamableHTTPSessionManager
+    sse: SseServerTransport
+    hub: Hub
+    auth_cache: AuthCache
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: Host must name the hub as configured (host:port, the loopback names
+    when it listens on loopback, the public base URL) and a browser Origin must be one of those."""
+    hosts: set[str] = set()
+    bind_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    if bind_host not in ("0.0.0.0", "[::]"):  # noqa: S104 - comparing, not binding
+        hosts.add(f"{bind_host}:{settings.port}")
+    if bind_host in LOOPBACK_HOSTS or bind_host in ("0.0.0.0", "[::]"):  # noqa: S104 - comparing, not binding
+        hosts.update(f"{name}:{settings.port}" for name in LOOPBACK_HOSTS)
+    origins = {f"http://{host}" for host in hosts}
+    if settings.public_base_url:
+        parts = urlsplit(settings.public_base_url)
+        if parts.hostname:
+            netloc = parts.netloc.rpartition("@")[2]
+            hosts.add(netloc)
+            default_port = {"http": 80, "https": 443}.get(parts.scheme)
+            if parts.port is None or parts.port == default_port:
+                host_only = netloc.rsplit(":", 1)[0] if parts.port else netloc
+                hosts.update({host_only, f"{host_only}:{default_port}"})
+            origins.add(f"{parts.scheme}://{netloc}")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=sorted(hosts), allowed_origins=sorted(origins)
+    )
+
+
+@asynccontextmanager
+async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> AsyncIterator[GatewayRuntime]:
+    settings = hub.settings
+    pool = UpstreamPool(
+        resolver or StaticCredentialResolver(),
+        PoolSettings(
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            idle_seconds=settings.upstream_idle_seconds,
+            backoff_max=settings.upstream_restart_backoff_max_seconds,
+        ),
+    )
+    gateway = Gateway(
+        hub,
+        pool,
+        GatewaySettings(
+            list_deadline_seconds=settings.upstream_list_deadline_seconds,
+            default_timeout_seconds=settings.upstream_timeout_seconds,
+        ),
+    )
+    security = transport_security(settings)
+    manager = StreamableHTTPSessionManager(
+        app=gateway.server,
+        security_settings=security,
+        max_request_body_size=settings.max_request_bytes,
+        session_idle_timeout=settings.mcp_session_idle_seconds,
+        max_sessions=settings.max_mcp_sessions,
+    )
+    sse = SseServerTransport(
+        SSE_MESSAGE_PATH, security_settings=security, max_request_body_size=settings.max_request_bytes
+    )
+    async with AsyncExitStack() as stack:
+        # Entered in this order so they close the other way round: downstream sessions first, then the
+        # gateway's background work, then the upstream sessions and stdio processes.
+        await stack.enter_async_context(pool.run())
+        await stack.enter_async_context(gateway.run())
+        await stack.enter_async_context(manager.run())
+        yield GatewayRuntime(
+            gateway=gateway,
+            pool=pool,
+            manager=manager,
+            sse=sse,
+            hub=hub,
+            auth_cache=AuthCache(settings.mcp_auth_cache_seconds),
+        )
+
+
+def _runtime(scope: Scope) -> GatewayRuntime:
+    runtime: GatewayRuntime = scope["app"].state.gateway
+    return runtime
+
+
+async def _authenticate(scope: Scope, receive: Receive, send: Send) -> AuthContext | None:
+    """The caller's AuthContext, or None after answering 401/403/404 itself."""
+    request = Request(scope, receive)
+    try:
+        runtime = _runtime(scope)
+        return await runtime.auth_cache.authenticate(request, runtime.hub)
+    except AuthenticationError as exc:
+        response = JSONResponse(
+            {"detail": exc.message}, status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
+        )
+    except (PermissionDeniedError, NotFoundError) as exc:
+        response = JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+    await response(scope, receive, send)
+    return None
+
+
+class StreamableHttpEndpoint:
+    """`/mcp` and `/mcp/{server}`."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        auth = await _authenticate(scope, receive, send)
+        if auth is None:
+            return
+        set_auth_context(scope, auth)
+        await _runtime(scope).manager.handle_request(scope, receive, send)
+
+
+class SseEndpoint:
+    """GET `/sse` and `/mcp/{server}/sse`: opens a legacy SSE session served by the hub's server."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "GET":
+            await JSONResponse(
+                {"detail": "use GET to open an SSE stream"}, status_code=405, headers={"Allow": "GET"}
+            )(scope, receive, send)
+            return
+        auth = await _authenticate(scope, receive, send)
+        if auth is None:
+            return
+        runtime = _runtime(scope)
+        server_name = scope.get("path_params", {}).get("server")
+        # The SDK announces the message endpoint as root_path + "/messages/".
+        sse_scope: dict[str, Any] = {**scope, "root_path": f"/mcp/{server_name}" if server_name else "/sse"}
+        set_auth_context(sse_scope, auth)
+        server = runtime.gateway.server
+        try:
+            async with runtime.sse.connect_sse(sse_scope, receive, send) as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        except ValueError:
+            # The SDK already answered (Host/Origin refused); nothing more to send.
+            log.info("SSE connection refused by transport security")
+
+
+class SseMessageEndpoint:
+    """POST `/sse/messages/` and `/mcp/{server}/messages/`."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        auth = await _authenticate(scope, receive, send)
+        if auth is None:
+            return
+        set_auth_context(scope, auth)
+        await _runtime(scope).sse.handle_post_message(scope, receive, send)
+
+
+def mount_gateway(app: FastAPI) -> None:
+    """Adds the MCP routes. `app.state.gateway` must be set by the lifespan (see `open_gateway`)."""
+    streamable = StreamableHttpEndpoint()
+    sse = SseEndpoint()
+    messages = SseMessageEndpoint()
+    app.router.routes.extend(
+        [
+            Route("/mcp", endpoint=streamable, name="mcp"),
+            Route("/sse", endpoint=sse, name="mcp_sse"),
+            Route("/sse/messages/", endpoint=messages, name="mcp_sse_messages"),
+            Route("/mcp/{server}", endpoint=streamable, name="mcp_server"),
+            Route("/mcp/{server}/sse", endpoint=sse, name="mcp_server_sse"),
+            Route("/mcp/{server}/messages/", endpoint=messages, name="mcp_server_sse_messages"),
+        ]
+    )

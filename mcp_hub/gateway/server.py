@@ -1,0 +1,882 @@
+"""The hub's own MCP server: handlers that aggregate (on `/mcp`) or pass through (on `/mcp/{server}`)
+the upstreams a caller may use.
+
+Every handler starts from the AuthContext attached to the HTTP request that carried its message
+(`ctx.request`), so the right user is seen even when many users' sessions run at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.server.connection import allowed_log_levels
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError, NoBackChannelError
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from mcp_hub.auth.context import AuthContext, auth_context_of
+from mcp_hub.errors import HubError, UpstreamError, UpstreamTimeoutError
+from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_public_uri
+from mcp_hub.runtime import Hub
+from mcp_hub.store.models import McpServer
+from mcp_hub.upstream.pool import PooledSession, PoolKey, UpstreamPool
+from mcp_hub.upstream.target import UpstreamTarget, target_from_row
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ListKind = str  # "tools" | "resources" | "templates" | "prompts"
+
+MAX_PAGES = 100
+LIST_CHANGED_COALESCE_SECONDS = 0.2
+DOWNSTREAM_FORGET_SECONDS = 3600.0
+SESSION_HEADER = "mcp-session-id"
+SESSIONLESS_PREFIX = "request:"
+
+Ctx = ServerRequestContext[Any, Any]
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    list_deadline_seconds: float = 5.0
+    listing_cache_seconds: float = 300.0
+    default_timeout_seconds: float = 30.0
+
+
+@dataclass
+class _Listing:
+    items: list[Any]
+    fetched_at: float
+
+
+@dataclass
+class _Downstream:
+    """What the hub remembers about one downstream MCP session, to send it unsolicited notifications."""
+
+    session: ServerSession
+    aggregate: bool
+    aliases: dict[str, str] = field(default_factory=dict)  # server id -> alias
+    subscriptions: set[tuple[str, str]] = field(default_factory=set)  # (server id, upstream uri)
+    pending: set[str] = field(default_factory=set)
+    flush_scheduled: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+def owner_of(ctx: Ctx) -> str:
+    """The downstream session a request belongs to: the streamable-HTTP session id, the SSE session id,
+    or (sessionless) the request itself."""
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    if headers is not None:
+        session_id = headers.get(SESSION_HEADER)
+        if session_id:
+            return f"shttp:{session_id}"
+    query = getattr(request, "query_params", None)
+    if query is not None and query.get("session_id"):
+        return f"sse:{query.get('session_id')}"
+    return f"{SESSIONLESS_PREFIX}{id(ctx.session)}"
+
+
+class CallRelay:
+    """Relays an upstream's requests and log messages about one call to the client that made it, on
+    that call's own response stream."""
+
+    def __init__(self, ctx: Ctx, owner: str) -> None:
+        self._ctx = ctx
+        self._owner = owner
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    def _metadata(self) -> ServerMessageMetadata:
+        return ServerMessageMetadata(related_request_id=self._ctx.request_id)
+
+    async def _ask(self, request: types.ServerRequest, result_type: type[T]) -> T | types.ErrorData:
+        try:
+            return await self._ctx.session.send_request(request, result_type, metadata=self._metadata())  # type: ignore[type-var]
+        except MCPError as exc:
+            return exc.error
+        except NoBackChannelError:
+            return types.ErrorData(
+                code=types.INVALID_REQUEST, message="the client cannot receive requests here"
+            )
+        except ValidationError:
+            return types.ErrorData(
+                code=types.INTERNAL_ERROR, message="the client answered with an invalid result"
+            )
+
+    async def create_message(
+        self, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        return await self._ask(types.CreateMessageRequest(params=params), types.CreateMessageResult)
+
+    async def elicit(self, params: types.ElicitRequestParams) -> types.ElicitResult | types.ErrorData:
+        return await self._ask(types.ElicitRequest(params=params), types.ElicitResult)
+
+    async def list_roots(self) -> types.ListRootsResult | types.ErrorData:
+        return await self._ask(types.ListRootsRequest(), types.ListRootsResult)
+
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        # 2026-07-28 clients opt in to log messages per request (and per level); older ones get all.
+        if params.level not in allowed_log_levels(self._ctx.protocol_version, self._ctx.meta):
+            return
+        try:
+            await self._ctx.session.send_notification(
+                types.LoggingMessageNotification(params=params), related_request_id=self._ctx.request_id
+            )
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            log.debug("log message for a client that is gone")
+
+
+class HubServer(Server[Any]):
+    """Advertises list_changed for tools, resources and prompts: the hub relays the upstreams' ones."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options
+            or NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+class Gateway:
+    """Handlers of the hub's MCP server, and the state they share (listing caches, downstream sessions)."""
+
+    def __init__(self, hub: Hub, pool: UpstreamPool, settings: GatewaySettings) -> None:
+        self.hub = hub
+        self.pool = pool
+        self.settings = settings
+        self._targets: dict[str, tuple[datetime, UpstreamTarget]] = {}
+        self._listings: dict[tuple[ListKind, PoolKey], _Listing] = {}
+        self._downstream: dict[str, _Downstream] = {}
+        self._upstream_subscribers: dict[tuple[PoolKey, str], set[str]] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        pool.sink = self._on_upstream_notification
+        pool.on_open = self._restore_subscriptions
+        self.server = HubServer(
+            "mcp-hub",
+            version="0.1.0",
+            instructions="mcp-hub: every MCP server your organisation connected, through one endpoint.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_completion=self._complete,
+        )
+        # Registered apart from the constructor: the SDK warns that logging is deprecated in 2026-07-28,
+        # but clients on 2025 revisions still use it and the hub relays it.
+        self.server.add_request_handler(
+            "logging/setLevel", types.SetLevelRequestParams, self._set_logging_level
+        )
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[Gateway]:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                yield self
+            finally:
+                self._tg = None
+                tg.cancel_scope.cancel()
+
+    # --- context --------------------------------------------------------------------------------------
+
+    def _auth(self, ctx: Ctx) -> AuthContext:
+        auth = auth_context_of(ctx.request)
+        if auth is None:
+            # Only reachable if a transport was mounted without the auth wrapper: fail closed.
+            raise MCPError(code=types.INVALID_REQUEST, message="request is not authenticated")
+        return auth
+
+    def _target(self, server: McpServer) -> UpstreamTarget:
+        cached = self._targets.get(server.id)
+        if cached is not None and cached[0] == server.updated_at:
+            return cached[1]
+        try:
+            target = target_from_row(self.hub.keyring, server, self.settings.default_timeout_seconds)
+        except HubError as exc:
+            # e.g. its secrets were written under a key that is no longer configured: this server
+            # fails, the others are still served.
+            log.error("upstream %s: %s", server.name, exc.message)
+            raise MCPError(
+                code=types.INTERNAL_ERROR, message=f"server {server.name!r} is misconfigured"
+            ) from None
+        self._targets[server.id] = (server.updated_at, target)
+        return target
+
+    def _touch(self, ctx: Ctx, auth: AuthContext, servers: Iterable[McpServer]) -> _Downstream:
+        owner = owner_of(ctx)
+        downstream = self._downstream.get(owner)
+        if downstream is None:
+            downstream = _Downstream(session=ctx.session, aggregate=auth.path_server is None)
+            # A sessionless request (2026-07-28, stateless HTTP) has no channel to notify later, so
+            # remembering it would only grow this map by one entry per request.
+            if not owner.startswith(SESSIONLESS_PREFIX):
+                self._downstream[owner] = downstream
+                self._forget_stale_downstream()
+        downstream.session = ctx.session
+        downstream.last_seen = time.monotonic()
+        for server in servers:
+            downstream.aliases[server.id] = server.alias
+        return downstream
+
+    def _forget_stale_downstream(self) -> None:
+        cutoff = time.monotonic() - DOWNSTREAM_FORGET_SECONDS
+        for owner, downstream in list(self._downstream.items()):
+            if downstream.last_seen < cutoff:
+                del self._downstream[owner]
+
+    # --- upstream access ---------------------------------------------------------------------------------
+
+    async def _upstream(
+        self,
+        target: UpstreamTarget,
+        auth: AuthContext,
+        operation: Callable[[ClientSession], Awaitable[T]],
+        *,
+        relay: CallRelay | None = None,
+        deadline_seconds: float | None = None,
+    ) -> T:
+        try:
+            return await self.pool.call(
+                target, auth.user_id, operation, relay=relay, deadline_seconds=deadline_seconds
+            )
+        except UpstreamTimeoutError as exc:
+            raise MCPError(code=types.REQUEST_TIMEOUT, message=exc.message) from None
+        except UpstreamError as exc:
+            raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
+        except HubError as exc:
+            # From the credential resolver: e.g. the user has not connected this server yet. The
+            # message says what to do; it never carries a secret.
+            raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
+
+    async def _key_for(self, target: UpstreamTarget, auth: AuthContext) -> PoolKey:
+        try:
+            return await self.pool.key_for(target, auth.user_id)
+        except HubError as exc:
+            raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
+
+    async def _fetch(
+        self, kind: ListKind, server: McpServer, auth: AuthContext, *, aggregate: bool
+    ) -> list[Any]:
+        target = self._target(server)
+        deadline = min(target.timeout_seconds, self.settings.list_deadline_seconds) if aggregate else None
+        items = await self._upstream(target, auth, _LISTERS[kind], deadline_seconds=deadline)
+        key = await self._key_for(target, auth)
+        self._listings[(kind, key)] = _Listing(items, time.monotonic())
+        return items
+
+    async def _cached(self, kind: ListKind, server: McpServer, auth: AuthContext) -> list[Any] | None:
+        key = await self._key_for(self._target(server), auth)
+        listing = self._listings.get((kind, key))
+        if listing is None or time.monotonic() - listing.fetched_at > self.settings.listing_cache_seconds:
+            return None
+        return listing.items
+
+    async def _gather(
+        self, kind: ListKind, servers: Sequence[McpServer], auth: AuthContext, *, use_cache: bool
+    ) -> dict[str, list[Any]]:
+        """Listings of every server, fetched concurrently; an upstream that fails or misses the listing
+        deadline is logged and left out (fail open)."""
+        results: dict[str, list[Any]] = {}
+
+        async def one(server: McpServer) -> None:
+            try:
+                cached = await self._cached(kind, server, auth) if use_cache else None
+                if cached is not None:
+                    results[server.id] = cached
+                    return
+                pending = self.pool.restart_pending(await self._key_for(self._target(server), auth))
+                if pending > 0:
+                    # It failed a moment ago: waiting for it would hold up every other upstream's answer.
+                    log.warning(
+                        "listing %s: upstream %s skipped, retried in %.1fs", kind, server.name, pending
+                    )
+                    return
+                results[server.id] = await self._fetch(kind, server, auth, aggregate=True)
+            except MCPError as exc:
+                log.warning("listing %s of upstream %s failed: %s", kind, server.name, exc.message)
+
+        async with anyio.create_task_group() as tg:
+            for server in servers:
+                tg.start_soon(one, server)
+        return results
+
+    def _single(self, auth: AuthContext) -> McpServer | None:
+        """The server of `/mcp/{server}`; None on the aggregate endpoint."""
+        if auth.path_server is None:
+            return None
+        return auth.servers[auth.path_server]
+
+    # --- tools ---------------------------------------------------------------------------------------
+
+    def _tool_catalog(
+        self, auth: AuthContext, listings: dict[str, list[Any]]
+    ) -> dict[str, tuple[Entry, Any]]:
+        entries: dict[Entry, Any] = {}
+        for server in auth.servers.values():
+            for tool in listings.get(server.id, []):
+                if auth.tool_allowed(server, tool.name):
+                    entries[Entry(server.id, server.alias, tool.name)] = tool
+        return {name: (entry, entries[entry]) for name, entry in build_catalog(entries).items()}
+
+    async def _list_tools(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        auth = self._auth(ctx)
+        single = self._single(auth)
+        if single is not None:
+            self._touch(ctx, auth, [single])
+            tools = await self._fetch("tools", single, auth, aggregate=False)
+            return types.ListToolsResult(
+                tools=[tool for tool in tools if auth.tool_allowed(single, tool.name)]
+            )
+        servers = list(auth.servers.values())
+        self._touch(ctx, auth, servers)
+        catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=False))
+        return types.ListToolsResult(
+            tools=[tool.model_copy(update={"name": name}) for name, (_, tool) in catalog.items()]
+        )
+
+    async def _resolve_name(self, kind: ListKind, auth: AuthContext, name: str) -> Entry | None:
+        servers = list(auth.servers.values())
+        for use_cache in (True, False):
+            listings = await self._gather(kind, servers, auth, use_cache=use_cache)
+            if kind == "tools":
+                found = self._tool_catalog(auth, listings).get(name)
+                if found is not None:
+                    return found[0]
+            else:
+                entries = [
+                    Entry(s.id, s.alias, item.name) for s in servers for item in listings.get(s.id, [])
+                ]
+                entry = build_catalog(entries).get(name)
+                if entry is not None:
+                    return entry
+        return None
+
+    async def _route_tool(self, auth: AuthContext, name: str) -> tuple[McpServer, str]:
+        single = self._single(auth)
+        if single is not None:
+            if not auth.tool_allowed(single, name):
+                raise MCPError(
+                    code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
+                )
+            return single, name
+        entry = await self._resolve_name("tools", auth, name)
+        if entry is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
+        server = _server_by_id(auth, entry.server_id)
+        # Checked again at call time: the listing may be older than a change of the allowlists.
+        if not auth.tool_allowed(server, entry.name):
+            raise MCPError(
+                code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
+            )
+        return server, entry.name
+
+    async def _call_tool(
+        self, ctx: Ctx, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        auth = self._auth(ctx)
+        server, tool_name = await self._route_tool(auth, params.name)
+        self._touch(ctx, auth, [server])
+        relay = CallRelay(ctx, owner_of(ctx))
+        wants_progress = _progress_token(ctx) is not None
+
+        async def forward_progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        request = types.CallToolRequest(
+            params=types.CallToolRequestParams(
+                name=tool_name,
+                arguments=params.arguments,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+            )
+        )
+
+        async def call(session: ClientSession) -> types.CallToolResult | types.InputRequiredResult:
+            # Sent raw rather than with `call_tool`, which would also validate the result against the
+            # tool's output schema: a proxy passes results on as they are and leaves that to the client.
+            return await session.send_request(
+                request, _CALL_TOOL_RESULT, progress_callback=forward_progress if wants_progress else None
+            )
+
+        result = _deliverable(ctx, await self._upstream(self._target(server), auth, call, relay=relay))
+        if auth.path_server is not None or isinstance(result, types.InputRequiredResult):
+            return result
+        return result.model_copy(
+            update={"content": [_wrap_block(server.alias, block) for block in result.content]}
+        )
+
+    # --- resources -----------------------------------------------------------------------------------
+
+    async def _list_resources(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        auth = self._auth(ctx)
+        single = self._single(auth)
+        if single is not None:
+            self._touch(ctx, auth, [single])
+            return types.ListResourcesResult(
+                resources=await self._fetch("resources", single, auth, aggregate=False)
+            )
+        servers = list(auth.servers.values())
+        self._touch(ctx, auth, servers)
+        listings = await self._gather("resources", servers, auth, use_cache=False)
+        resources = [
+            resource.model_copy(update={"uri": public_uri(server.alias, str(resource.uri))})
+            for server in servers
+            for resource in listings.get(server.id, [])
+        ]
+        return types.ListResourcesResult(resources=resources)
+
+    async def _list_resource_templates(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        auth = self._auth(ctx)
+        single = self._single(auth)
+        if single is not None:
+            self._touch(ctx, auth, [single])
+            templates = await self._fetch("templates", single, auth, aggregate=False)
+            return types.ListResourceTemplatesResult(resource_templates=templates)
+        servers = list(auth.servers.values())
+        self._touch(ctx, auth, servers)
+        listings = await self._gather("templates", servers, auth, use_cache=False)
+        templates = [
+            template.model_copy(update={"uri_template": public_uri(server.alias, template.uri_template)})
+            for server in servers
+            for template in listings.get(server.id, [])
+        ]
+        return types.ListResourceTemplatesResult(resource_templates=templates)
+
+    def _route_uri(self, auth: AuthContext, uri: str) -> tuple[McpServer, str]:
+        single = self._single(auth)
+        if single is not None:
+            return single, uri
+        parts = split_public_uri(uri)
+        server = auth.server_by_alias(parts[0]) if parts else None
+        if parts is None or server is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {uri}")
+        return server, parts[1]
+
+    async def _read_resource(
+        self, ctx: Ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        auth = self._auth(ctx)
+        server, uri = self._route_uri(auth, str(params.uri))
+        self._touch(ctx, auth, [server])
+
+        request = types.ReadResourceRequest(
+            params=types.ReadResourceRequestParams(
+                uri=uri, input_responses=params.input_responses, request_state=params.request_state
+            )
+        )
+
+        async def read(session: ClientSession) -> types.ReadResourceResult | types.InputRequiredResult:
+            return await session.send_request(request, _READ_RESOURCE_RESULT)
+
+        result = _deliverable(
+            ctx, await self._upstream(self._target(server), auth, read, relay=CallRelay(ctx, owner_of(ctx)))
+        )
+        if auth.path_server is not None or isinstance(result, types.InputRequiredResult):
+            return result
+        contents = [
+            item.model_copy(update={"uri": public_uri(server.alias, str(item.uri))})
+            for item in result.contents
+        ]
+        return result.model_copy(update={"contents": contents})
+
+    async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        auth = self._auth(ctx)
+        server, uri = self._route_uri(auth, str(params.uri))
+        downstream = self._touch(ctx, auth, [server])
+        target = self._target(server)
+        key = await self._key_for(target, auth)
+        subscribers = self._upstream_subscribers.setdefault((key, uri), set())
+        if not subscribers:
+            await self._upstream(
+                target,
+                auth,
+                lambda s: s.send_request(
+                    types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
+                ),
+            )
+            # An idle upstream session would otherwise be closed, and its updates with it.
+            self.pool.pin(key)
+        subscribers.add(owner_of(ctx))
+        downstream.subscriptions.add((server.id, uri))
+        return types.EmptyResult()
+
+    async def _unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        auth = self._auth(ctx)
+        server, uri = self._route_uri(auth, str(params.uri))
+        downstream = self._touch(ctx, auth, [server])
+        downstream.subscriptions.discard((server.id, uri))
+        target = self._target(server)
+        key = await self._key_for(target, auth)
+        subscribers = self._upstream_subscribers.get((key, uri))
+        if subscribers is None or owner_of(ctx) not in subscribers:
+            return types.EmptyResult()
+        subscribers.discard(owner_of(ctx))
+        if not subscribers:
+            del self._upstream_subscribers[(key, uri)]
+            self.pool.unpin(key)
+            await self._upstream(
+                target,
+                auth,
+                lambda s: s.send_request(
+                    types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)),
+                    types.EmptyResult,
+                ),
+            )
+        return types.EmptyResult()
+
+    async def _restore_subscriptions(self, pooled: PooledSession, session: ClientSession) -> None:
+        """A replacement upstream session (after a crash, a restart, an idle close) starts with no
+        subscriptions; the ones clients still hold are made again."""
+        uris = sorted(
+            uri for (key, uri), owners in self._upstream_subscribers.items() if key == pooled.key and owners
+        )
+        for uri in uris:
+            await session.send_request(
+                types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
+            )
+        if uris:
+            log.info("upstream %s: restored %d resource subscription(s)", pooled.target.name, len(uris))
+
+    # --- prompts and completions -------------------------------------------------------------------------
+
+    async def _list_prompts(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        auth = self._auth(ctx)
+        single = self._single(auth)
+        if single is not None:
+            self._touch(ctx, auth, [single])
+            return types.ListPromptsResult(
+                prompts=await self._fetch("prompts", single, auth, aggregate=False)
+            )
+        servers = list(auth.servers.values())
+        self._touch(ctx, auth, servers)
+        listings = await self._gather("prompts", servers, auth, use_cache=False)
+        prompts = {
+            entry: prompt
+            for s in servers
+            for prompt in listings.get(s.id, [])
+            for entry in [Entry(s.id, s.alias, prompt.name)]
+        }
+        catalog = build_catalog(prompts)
+        return types.ListPromptsResult(
+            prompts=[prompts[entry].model_copy(update={"name": name}) for name, entry in catalog.items()]
+        )
+
+    async def _route_prompt(self, auth: AuthContext, name: str) -> tuple[McpServer, str]:
+        single = self._single(auth)
+        if single is not None:
+            return single, name
+        entry = await self._resolve_name("prompts", auth, name)
+        if entry is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
+        return _server_by_id(auth, entry.server_id), entry.name
+
+    async def _get_prompt(
+        self, ctx: Ctx, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        auth = self._auth(ctx)
+        server, name = await self._route_prompt(auth, params.name)
+        self._touch(ctx, auth, [server])
+        request = types.GetPromptRequest(
+            params=types.GetPromptRequestParams(
+                name=name,
+                arguments=params.arguments,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+            )
+        )
+        result = _deliverable(
+            ctx,
+            await self._upstream(
+                self._target(server),
+                auth,
+                lambda s: s.send_request(request, _GET_PROMPT_RESULT),
+                relay=CallRelay(ctx, owner_of(ctx)),
+            ),
+        )
+        if auth.path_server is not None or isinstance(result, types.InputRequiredResult):
+            return result
+        messages = [
+            message.model_copy(update={"content": _wrap_block(server.alias, message.content)})
+            for message in result.messages
+        ]
+        return result.model_copy(update={"messages": messages})
+
+    async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        auth = self._auth(ctx)
+        ref = params.ref
+        server: McpServer
+        if isinstance(ref, types.PromptReference):
+            server, name = await self._route_prompt(auth, ref.name)
+            upstream_ref: types.PromptReference | types.ResourceTemplateReference = ref.model_copy(
+                update={"name": name}
+            )
+        else:
+            server, uri = self._route_uri(auth, ref.uri)
+            upstream_ref = ref.model_copy(update={"uri": uri})
+        self._touch(ctx, auth, [server])
+        # Built afresh rather than copied: the client's `_meta` may carry its own protocol envelope,
+        # which the upstream session (its own protocol revision) must not see.
+        request = types.CompleteRequest(
+            params=types.CompleteRequestParams(
+                ref=upstream_ref, argument=params.argument, context=params.context
+            )
+        )
+        return await self._upstream(
+            self._target(server), auth, lambda s: s.send_request(request, types.CompleteResult)
+        )
+
+    # --- logging ---------------------------------------------------------------------------------------
+
+    async def _set_logging_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        """Sets the level on every upstream in scope that supports logging. Upstream sessions are shared
+        per credential, so the level applies to everyone using the same upstream session."""
+        auth = self._auth(ctx)
+        single = self._single(auth)
+        servers = [single] if single is not None else list(auth.servers.values())
+        self._touch(ctx, auth, servers)
+        request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=params.level))
+
+        async def set_level(session: ClientSession) -> None:
+            capabilities = session.server_capabilities
+            if capabilities is not None and capabilities.logging is not None:
+                await session.send_request(request, types.EmptyResult)
+
+        async def one(server: McpServer) -> None:
+            try:
+                await self._upstream(self._target(server), auth, set_level)
+            except MCPError as exc:
+                if single is not None:
+                    raise
+                log.warning("logging/setLevel on upstream %s failed: %s", server.name, exc.message)
+
+        async with anyio.create_task_group() as tg:
+            for server in servers:
+                tg.start_soon(one, server)
+        return types.EmptyResult()
+
+    # --- unsolicited upstream notifications --------------------------------------------------------------
+
+    async def _on_upstream_notification(self, server_id: str, notification: types.ServerNotification) -> None:
+        if isinstance(notification, types.ResourceUpdatedNotification):
+            await self._relay_resource_updated(server_id, str(notification.params.uri))
+            return
+        kind = _LIST_CHANGED_KINDS.get(type(notification))
+        if kind is None:
+            return
+        for listing_kind in _CACHE_KINDS[kind]:
+            for cache_key in [
+                k for k in self._listings if k[0] == listing_kind and k[1].server_id == server_id
+            ]:
+                del self._listings[cache_key]
+        for owner, downstream in list(self._downstream.items()):
+            if server_id in downstream.aliases:
+                downstream.pending.add(kind)
+                if not downstream.flush_scheduled and self._tg is not None:
+                    downstream.flush_scheduled = True
+                    self._tg.start_soon(self._flush_list_changed, owner, downstream)
+
+    async def _flush_list_changed(self, owner: str, downstream: _Downstream) -> None:
+        # Upstreams often change several things at once (or several upstreams restart together): one
+        # notification per kind per window is enough for the client to re-list.
+        await anyio.sleep(LIST_CHANGED_COALESCE_SECONDS)
+        kinds, downstream.pending, downstream.flush_scheduled = set(downstream.pending), set(), False
+        for kind in sorted(kinds):
+            if not await self._notify_downstream(owner, downstream, _LIST_CHANGED_NOTIFICATIONS[kind]()):
+                return
+
+    async def _relay_resource_updated(self, server_id: str, uri: str) -> None:
+        for owner, downstream in list(self._downstream.items()):
+            if (server_id, uri) not in downstream.subscriptions:
+                continue
+            shown = public_uri(downstream.aliases[server_id], uri) if downstream.aggregate else uri
+            notification = types.ResourceUpdatedNotification(
+                params=types.ResourceUpdatedNotificationParams(uri=shown)
+            )
+            await self._notify_downstream(owner, downstream, notification)
+
+    async def _notify_downstream(
+        self, owner: str, downstream: _Downstream, notification: types.ServerNotification
+    ) -> bool:
+        try:
+            await downstream.session.send_notification(notification)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, NoBackChannelError):
+            self._downstream.pop(owner, None)
+            return False
+        return True
+
+
+_CALL_TOOL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
+    types.CallToolResult | types.InputRequiredResult
+)
+_READ_RESOURCE_RESULT: TypeAdapter[types.ReadResourceResult | types.InputRequiredResult] = TypeAdapter(
+    types.ReadResourceResult | types.InputRequiredResult
+)
+_GET_PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResult] = TypeAdapter(
+    types.GetPromptResult | types.InputRequiredResult
+)
+
+R = TypeVar("R")
+
+
+def _deliverable(ctx: Ctx, result: R) -> R:
+    """An upstream's "input required" result (2026-07-28 multi-round requests) is passed on to clients
+    that speak that revision; older clients cannot carry it, so they get an error that says why."""
+    if isinstance(result, types.InputRequiredResult) and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        raise MCPError(
+            code=types.INTERNAL_ERROR,
+            message="the upstream asked for input in a form only 2026-07-28 clients can answer",
+        )
+    return result
+
+
+def _wrap_block(alias: str, block: Any) -> Any:
+    """Resource links and embedded resources in results name upstream URIs; on `/mcp` they are wrapped
+    like listed resources, so a client can read what a tool pointed it at."""
+    if isinstance(block, types.ResourceLink):
+        return block.model_copy(update={"uri": public_uri(alias, str(block.uri))})
+    if isinstance(block, types.EmbeddedResource):
+        resource = block.resource.model_copy(update={"uri": public_uri(alias, str(block.resource.uri))})
+        return block.model_copy(update={"resource": resource})
+    return block
+
+
+def _progress_token(ctx: Ctx) -> object | None:
+    meta: Any = ctx.meta
+    if not meta:
+        return None
+    # The SDK hands `_meta` over as parsed from the wire; accept either spelling of the key.
+    token: object | None = meta.get("progress_token", meta.get("progressToken"))
+    return token
+
+
+def _server_by_id(auth: AuthContext, server_id: str) -> McpServer:
+    for server in auth.servers.values():
+        if server.id == server_id:
+            return server
+    raise MCPError(code=types.INVALID_PARAMS, message="that server is not available to this API key")
+
+
+async def _all_pages(
+    fetch: Callable[[str | None], Awaitable[BaseModel]], items_of: Callable[[Any], list[Any]]
+) -> list[Any]:
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await fetch(cursor)
+        items.extend(items_of(page))
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            return items
+    log.warning("upstream listing stopped after %d pages", MAX_PAGES)
+    return items
+
+
+def _paginated(cursor: str | None) -> types.PaginatedRequestParams | None:
+    return types.PaginatedRequestParams(cursor=cursor) if cursor else None
+
+
+async def _list_tools_of(session: ClientSession) -> list[Any]:
+    capabilities = session.server_capabilities
+    if capabilities is not None and capabilities.tools is None:
+        return []
+    return await _all_pages(
+        lambda c: session.send_request(types.ListToolsRequest(params=_paginated(c)), types.ListToolsResult),
+        lambda page: list(page.tools),
+    )
+
+
+async def _list_resources_of(session: ClientSession) -> list[Any]:
+    capabilities = session.server_capabilities
+    if capabilities is not None and capabilities.resources is None:
+        return []
+    return await _all_pages(
+        lambda c: session.send_request(
+            types.ListResourcesRequest(params=_paginated(c)), types.ListResourcesResult
+        ),
+        lambda page: list(page.resources),
+    )
+
+
+async def _list_templates_of(session: ClientSession) -> list[Any]:
+    capabilities = session.server_capabilities
+    if capabilities is not None and capabilities.resources is None:
+        return []
+    return await _all_pages(
+        lambda c: session.send_request(
+            types.ListResourceTemplatesRequest(params=_paginated(c)), types.ListResourceTemplatesResult
+        ),
+        lambda page: list(page.resource_templates),
+    )
+
+
+async def _list_prompts_of(session: ClientSession) -> list[Any]:
+    capabilities = session.server_capabilities
+    if capabilities is not None and capabilities.prompts is None:
+        return []
+    return await _all_pages(
+        lambda c: session.send_request(
+            types.ListPromptsRequest(params=_paginated(c)), types.ListPromptsResult
+        ),
+        lambda page: list(page.prompts),
+    )
+
+
+_LISTERS: dict[ListKind, Callable[[ClientSession], Awaitable[list[Any]]]] = {
+    "tools": _list_tools_of,
+    "resources": _list_resources_of,
+    "templates": _list_templates_of,
+    "prompts": _list_prompts_of,
+}
+
+_LIST_CHANGED_KINDS: dict[type, str] = {
+    types.ToolListChangedNotification: "tools",
+    types.ResourceListChangedNotification: "resources",
+    types.PromptListChangedNotification: "prompts",
+}
+_CACHE_KINDS: dict[str, tuple[ListKind, ...]] = {
+    "tools": ("tools",),
+    "resources": ("resources", "templates"),
+    "prompts": ("prompts",),
+}
+_LIST_CHANGED_NOTIFICATIONS: dict[str, Callable[[], types.ServerNotification]] = {
+    "tools": types.ToolListChangedNotification,
+    "resources": types.ResourceListChangedNotification,
+    "prompts": types.PromptListChangedNotification,
+}

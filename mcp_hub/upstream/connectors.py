@@ -1,0 +1,107 @@
+"""Opening a transport to an upstream: streamable HTTP, SSE or stdio.
+
+Each connector enters its transport on the given exit stack and returns the stream pair a
+`ClientSession` runs on. The caller's hub key never reaches here: only what the credential resolver
+chose (the server's static headers today) is sent upstream.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx2
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._stream_protocols import ReadStream, WriteStream
+from mcp.shared.message import SessionMessage
+
+from mcp_hub.errors import ConfigError
+from mcp_hub.upstream.credentials import ResolvedCredential
+from mcp_hub.upstream.target import UpstreamTarget
+
+# Reads on an upstream's SSE stream may legitimately be quiet for a long time (a long tool call); the
+# per-call deadline, not the socket read timeout, bounds how long a caller waits.
+SSE_READ_TIMEOUT_SECONDS = 3600.0
+
+Streams = tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage]]
+
+
+def _http_timeout(connect_timeout: float) -> httpx2.Timeout:
+    return httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT_SECONDS)
+
+
+async def open_transport(
+    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, *, connect_timeout: float
+) -> Streams:
+    if target.transport == "http":
+        return await _open_http(target, credential, stack, connect_timeout)
+    if target.transport == "sse":
+        return await _open_sse(target, credential, stack, connect_timeout)
+    if target.transport == "stdio":
+        return await _open_stdio(target, credential, stack)
+    raise ConfigError(f"server {target.name!r} has unknown transport {target.transport!r}")
+
+
+async def _open_http(
+    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, connect_timeout: float
+) -> Streams:
+    if not target.url:
+        raise ConfigError(f"server {target.name!r} has no url")
+    client = await stack.enter_async_context(
+        httpx2.AsyncClient(headers=credential.headers, timeout=_http_timeout(connect_timeout))
+    )
+    url = with_query(target.url, credential.query)
+    read, write = await stack.enter_async_context(streamable_http_client(url, http_client=client))
+    return read, write
+
+
+async def _open_sse(
+    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, connect_timeout: float
+) -> Streams:
+    if not target.url:
+        raise ConfigError(f"server {target.name!r} has no url")
+    read, write = await stack.enter_async_context(
+        sse_client(
+            with_query(target.url, credential.query),
+            headers=credential.headers,
+            timeout=connect_timeout,
+            sse_read_timeout=SSE_READ_TIMEOUT_SECONDS,
+        )
+    )
+    return read, write
+
+
+def with_query(url: str, query: dict[str, str]) -> str:
+    if not query:
+        return url
+    parts = urlsplit(url)
+    merged = [*parse_qsl(parts.query, keep_blank_values=True), *sorted(query.items())]
+    return urlunsplit(parts._replace(query=urlencode(merged)))
+
+
+def stdio_parameters(target: UpstreamTarget, credential: ResolvedCredential) -> StdioServerParameters:
+    if not target.command:
+        raise ConfigError(f"server {target.name!r} has no command")
+    # Through the launcher so the process dies with the hub even if the hub is killed outright.
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_hub.upstream.launcher", target.command, *target.args],
+        env={**target.env, **credential.env},
+    )
+
+
+async def _open_stdio(
+    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack
+) -> Streams:
+    params = stdio_parameters(target, credential)
+    read, write = await stack.enter_async_context(stdio_client(params, errlog=_stderr_sink()))
+    return read, write
+
+
+def _stderr_sink() -> Any:
+    # The upstream's stderr goes to the hub's stderr (operators see it); it is never parsed.
+    return sys.stderr

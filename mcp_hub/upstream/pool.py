@@ -1,0 +1,519 @@
+"""The upstream session pool: one live MCP client session per (server, credential identity), opened on
+first use, shared by every call that resolves to the same key, replaced when it dies, closed when idle
+and at shutdown.
+
+Each pooled session is owned by one task in the pool's task group, which opens the transport, enters
+the `ClientSession` and later leaves both again; anyio requires that a context is exited by the task
+that entered it. Calls from request handlers only send on the session. A session is never closed while
+a call holds it (eviction waits for `in_flight == 0`); at shutdown everything is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self, TypeVar
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.client.session import ClientRequestContext, ClientSession
+from mcp.shared._stream_protocols import ReadStream
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+from mcp_hub.errors import UpstreamError, UpstreamTimeoutError
+from mcp_hub.upstream.connectors import open_transport
+from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
+from mcp_hub.upstream.relay import DownstreamRelay
+from mcp_hub.upstream.target import UpstreamTarget
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Unsolicited upstream notifications (list_changed, resources/updated): (server id, notification).
+NotificationSink = Callable[[str, types.ServerNotification], Awaitable[None]]
+# Called in a new session's owner task once it is initialized (e.g. to restore subscriptions).
+SessionOpened = Callable[["PooledSession", ClientSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PoolKey:
+    server_id: str
+    fingerprint: str
+    identity: str
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    connect_timeout: float = 10.0
+    idle_seconds: float = 300.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    # A session that stayed up this long is considered healthy again: its crash counter resets.
+    healthy_after: float = 60.0
+
+
+class _WatchedReadStream:
+    """Passes the transport's messages through and tells the owner when the stream ends, so a session
+    whose process crashed or whose server went away is known dead before the next call tries it."""
+
+    def __init__(self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            return await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._on_end()
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> _WatchedReadStream:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
+class PooledSession:
+    def __init__(
+        self,
+        key: PoolKey,
+        target: UpstreamTarget,
+        credential: ResolvedCredential,
+        settings: PoolSettings,
+        sink: NotificationSink | None,
+        on_open: SessionOpened | None = None,
+    ) -> None:
+        self.key = key
+        self._on_open = on_open
+        self.target = target
+        self._credential = credential
+        self._settings = settings
+        self._sink = sink
+        self.session: ClientSession | None = None
+        self.error: BaseException | None = None
+        self.ready = anyio.Event()
+        self.done = anyio.Event()
+        self._stop = anyio.Event()
+        self.closing = False
+        self.dead = False
+        self.crashed = False
+        self.in_flight = 0
+        self.last_used = time.monotonic()
+        self.started_at = time.monotonic()
+        self._relays: list[DownstreamRelay] = []
+
+    # --- lifecycle (runs in the owner task) ------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            async with AsyncExitStack() as stack:
+                read, write = await open_transport(
+                    self.target, self._credential, stack, connect_timeout=self._settings.connect_timeout
+                )
+                session = ClientSession(
+                    _WatchedReadStream(read, self._on_stream_end),
+                    write,
+                    sampling_callback=self._on_sampling,
+                    elicitation_callback=self._on_elicitation,
+                    list_roots_callback=self._on_list_roots,
+                    logging_callback=self._on_log,
+                    message_handler=self._on_message,
+                    client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
+                )
+                await stack.enter_async_context(session)
+                with anyio.fail_after(self._settings.connect_timeout):
+                    await session.initialize()
+                if self._on_open is not None:
+                    # Before the session is handed out, so nothing races the restored state.
+                    await self._restore(session)
+                self.session = session
+                self.started_at = self.last_used = time.monotonic()
+                self.ready.set()
+                log.info("upstream %s: session open (%s)", self.target.name, self.target.transport)
+                await self._stop.wait()
+        except TimeoutError as exc:
+            self.error = exc
+            log.warning(
+                "upstream %s: no answer to initialize within %.1fs",
+                self.target.name,
+                self._settings.connect_timeout,
+            )
+        # The owner task is a supervisor: whatever the transport raises (spawn failures, refused
+        # connections, HTTP errors wrapped in exception groups by the SDK's task groups) ends only this
+        # session, is logged with its cause, and is reported to the callers waiting on it.
+        except Exception as exc:
+            self.error = exc
+            log.warning("upstream %s: session failed: %s", self.target.name, _describe(exc))
+        finally:
+            if not self.closing:
+                self.crashed = True
+            self.dead = True
+            self.session = None
+            self.ready.set()
+            self.done.set()
+            log.info("upstream %s: session closed", self.target.name)
+
+    async def _restore(self, session: ClientSession) -> None:
+        assert self._on_open is not None
+        try:
+            with anyio.fail_after(self._settings.connect_timeout):
+                await self._on_open(self, session)
+        except (MCPError, TimeoutError, ValidationError) as exc:
+            log.warning("upstream %s: restoring state on a new session failed: %s", self.target.name, exc)
+
+    def _on_stream_end(self) -> None:
+        if not self.closing:
+            self.crashed = True
+            log.warning("upstream %s: connection ended unexpectedly", self.target.name)
+        self.dead = True
+        self._stop.set()
+
+    def close(self) -> None:
+        self.closing = True
+        self.dead = True
+        self._stop.set()
+
+    # --- calls ---------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lease(self, relay: DownstreamRelay | None) -> AsyncIterator[ClientSession]:
+        if self.session is None or self.dead:
+            raise UpstreamError(f"upstream {self.target.name!r} is not connected")
+        self.in_flight += 1
+        if relay is not None:
+            self._relays.append(relay)
+        try:
+            yield self.session
+        finally:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+            if relay is not None:
+                self._relays.remove(relay)
+
+    def _pick_relay(self) -> DownstreamRelay | None:
+        """The downstream client an upstream request belongs to. The MCP wire does not say which call a
+        server→client request is about, so it is routed only when every call in flight on this session
+        comes from one downstream session; otherwise guessing could show one user another's prompt."""
+        owners = {relay.owner for relay in self._relays}
+        if len(owners) != 1:
+            return None
+        return self._relays[-1]
+
+    async def _on_sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        relay = self._pick_relay()
+        if relay is None:
+            return _unroutable("sampling/createMessage")
+        return await relay.create_message(params)
+
+    async def _on_elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        relay = self._pick_relay()
+        if relay is None:
+            return _unroutable("elicitation/create")
+        return await relay.elicit(params)
+
+    async def _on_list_roots(self, context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+        relay = self._pick_relay()
+        if relay is None:
+            return _unroutable("roots/list")
+        return await relay.list_roots()
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        relay = self._pick_relay()
+        if relay is None:
+            log.debug(
+                "upstream %s: log message with no single caller in flight, not relayed", self.target.name
+            )
+            return
+        await relay.log(params)
+
+    async def _on_message(self, message: types.ServerNotification | Exception) -> None:
+        if isinstance(message, Exception):
+            log.warning("upstream %s: transport error: %s", self.target.name, _describe(message))
+            return
+        if self._sink is not None and isinstance(
+            message,
+            types.ToolListChangedNotification
+            | types.ResourceListChangedNotification
+            | types.PromptListChangedNotification
+            | types.ResourceUpdatedNotification,
+        ):
+            await self._sink(self.target.server_id, message)
+
+
+def _unroutable(method: str) -> types.ErrorData:
+    return types.ErrorData(
+        code=types.INVALID_REQUEST,
+        message=f"mcp-hub cannot relay {method}: no single client is waiting on this upstream",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _CrashRecord:
+    count: int = 0
+    last: float = 0.0
+
+
+class UpstreamPool:
+    def __init__(
+        self,
+        resolver: CredentialResolver,
+        settings: PoolSettings | None = None,
+        sink: NotificationSink | None = None,
+        on_open: SessionOpened | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.settings = settings or PoolSettings()
+        self.sink = sink
+        self.on_open = on_open
+        self._sessions: dict[PoolKey, PooledSession] = {}
+        self._crashes: dict[tuple[str, str], _CrashRecord] = {}
+        # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
+        self._pins: dict[PoolKey, int] = {}
+        self._open_lock = anyio.Lock()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[UpstreamPool]:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._reap_idle)
+            try:
+                yield self
+            finally:
+                self._tg = None
+                await self._close_all()
+                tg.cancel_scope.cancel()
+
+    async def _close_all(self) -> None:
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for pooled in sessions:
+            pooled.close()
+        # Every wait in the SDK's transport shutdown is bounded (stdio: grace period, then the process
+        # group is killed); this bound is only a backstop.
+        with anyio.move_on_after(15):
+            for pooled in sessions:
+                await pooled.done.wait()
+
+    async def _reap_idle(self) -> None:
+        interval = max(0.05, min(self.settings.idle_seconds / 4, 5.0))
+        while True:
+            await anyio.sleep(interval)
+            self.reap_idle_now()
+
+    def reap_idle_now(self) -> None:
+        now = time.monotonic()
+        for key, pooled in list(self._sessions.items()):
+            if pooled.dead and pooled.in_flight == 0:
+                del self._sessions[key]
+                pooled.close()
+            elif not pooled.ready.is_set():
+                continue  # still opening: its first caller is waiting for it
+            elif pooled.key in self._pins:
+                continue
+            elif pooled.in_flight == 0 and now - pooled.last_used >= self.settings.idle_seconds:
+                log.info("upstream %s: idle for %.0fs, closing", pooled.target.name, now - pooled.last_used)
+                del self._sessions[key]
+                pooled.close()
+
+    def pin(self, key: PoolKey) -> None:
+        self._pins[key] = self._pins.get(key, 0) + 1
+
+    def unpin(self, key: PoolKey) -> None:
+        remaining = self._pins.get(key, 0) - 1
+        if remaining > 0:
+            self._pins[key] = remaining
+        else:
+            self._pins.pop(key, None)
+
+    def sessions(self) -> list[PooledSession]:
+        return list(self._sessions.values())
+
+    def _backoff_delay(self, crash_key: tuple[str, str]) -> float:
+        record = self._crashes.get(crash_key)
+        if record is None or record.count == 0:
+            return 0.0
+        delay = min(self.settings.backoff_max, self.settings.backoff_initial * float(2 ** (record.count - 1)))
+        return max(0.0, record.last + delay - time.monotonic())
+
+    async def key_for(self, target: UpstreamTarget, user_id: str | None) -> PoolKey:
+        """The pool key a caller's requests to `target` use (caches keyed by it follow the credential)."""
+        credential = await self.resolver.resolve(user_id, target)
+        return PoolKey(target.server_id, target.fingerprint, credential.identity)
+
+    def restart_pending(self, key: PoolKey) -> float:
+        """Seconds until an upstream that failed may be tried again (0 when it is up or may be tried).
+        Aggregate listings skip such upstreams instead of waiting for them."""
+        pooled = self._sessions.get(key)
+        if pooled is not None and not pooled.dead:
+            return 0.0
+        return self._backoff_delay((key.server_id, key.identity))
+
+    async def acquire(self, target: UpstreamTarget, user_id: str | None) -> PooledSession:
+        """A live session for this caller's credential on `target`, opened if needed. Waits out the
+        restart backoff of a crashed upstream; the caller's deadline bounds the wait."""
+        credential = await self.resolver.resolve(user_id, target)
+        key = PoolKey(target.server_id, target.fingerprint, credential.identity)
+        while True:
+            pooled = self._sessions.get(key)
+            if pooled is not None and pooled.dead:
+                self._forget(key, pooled)
+                pooled = None
+            if pooled is None:
+                pooled = await self._open(key, target, credential)
+            await pooled.ready.wait()
+            if pooled.session is not None and not pooled.dead:
+                pooled.last_used = time.monotonic()
+                return pooled
+            self._forget(key, pooled)
+            raise UpstreamError(
+                f"cannot connect to upstream {target.name!r}: {_describe(pooled.error or EOFError())}"
+            )
+
+    def _forget(self, key: PoolKey, pooled: PooledSession) -> None:
+        if self._sessions.get(key) is pooled:
+            del self._sessions[key]
+        pooled.close()
+
+    async def _open(
+        self, key: PoolKey, target: UpstreamTarget, credential: ResolvedCredential
+    ) -> PooledSession:
+        async with self._open_lock:
+            existing = self._sessions.get(key)
+            if existing is not None and not existing.dead:
+                return existing
+            if self._tg is None:
+                raise UpstreamError("the upstream pool is not running")
+            delay = self._backoff_delay((key.server_id, key.identity))
+            if delay > 0:
+                log.info("upstream %s: restarting in %.1fs after a crash", target.name, delay)
+            pooled = PooledSession(key, target, credential, self.settings, self.sink, self.on_open)
+            self._sessions[key] = pooled
+            self._tg.start_soon(self._start_after, pooled, delay)
+            return pooled
+
+    async def _start_after(self, pooled: PooledSession, delay: float) -> None:
+        if delay > 0:
+            await anyio.sleep(delay)
+        if pooled.closing:
+            pooled.dead = True
+            pooled.ready.set()
+            pooled.done.set()
+            return
+        await pooled.run()
+        crash_key = (pooled.key.server_id, pooled.key.identity)
+        if not pooled.crashed:
+            self._crashes.pop(crash_key, None)
+            return
+        record = self._crashes.setdefault(crash_key, _CrashRecord())
+        # A session that ran fine for a while and then died starts the backoff over.
+        if pooled.error is None and time.monotonic() - pooled.started_at >= self.settings.healthy_after:
+            record.count = 0
+        record.count += 1
+        record.last = time.monotonic()
+
+    async def call(
+        self,
+        target: UpstreamTarget,
+        user_id: str | None,
+        operation: Callable[[ClientSession], Awaitable[T]],
+        *,
+        relay: DownstreamRelay | None = None,
+        deadline_seconds: float | None = None,
+    ) -> T:
+        """Runs `operation` on a pooled session within the upstream's total deadline (connecting,
+        waiting out a restart backoff and the call itself all count)."""
+        deadline = deadline_seconds if deadline_seconds is not None else target.timeout_seconds
+        try:
+            with anyio.fail_after(deadline):
+                for attempt in range(2):
+                    pooled = await self.acquire(target, user_id)
+                    try:
+                        async with pooled.lease(relay) as session:
+                            return await operation(session)
+                    except MCPError as exc:
+                        if exc.code == types.CONNECTION_CLOSED:
+                            pooled.close()
+                            raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
+                        if exc.code == types.PARSE_ERROR:
+                            # Made up by the SDK's transport when the upstream's answer does not parse;
+                            # its text would quote the upstream's bytes.
+                            raise UpstreamError(
+                                f"upstream {target.name!r} answered with something that is not JSON-RPC"
+                            ) from None
+                        if _session_gone(exc) and attempt == 0:
+                            # The upstream restarted and forgot our session. The request was refused
+                            # before it ran, so it is safe to send again on a fresh session.
+                            log.info("upstream %s: session expired upstream, reconnecting", target.name)
+                            pooled.close()
+                            continue
+                        raise
+                    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        pooled.close()
+                        raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
+                    except ValidationError:
+                        # The SDK validates every result against the protocol's types; the details
+                        # would echo the upstream's payload, so only the fact is reported.
+                        raise UpstreamError(
+                            f"upstream {target.name!r} answered with an invalid result"
+                        ) from None
+                raise UpstreamError(f"upstream {target.name!r} keeps forgetting its session")
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                f"upstream {target.name!r} did not answer within {_seconds(deadline)}"
+            ) from None
+
+
+SESSION_GONE_MESSAGES = frozenset({"Session not found", "Session terminated"})
+
+
+def _session_gone(exc: MCPError) -> bool:
+    """What the SDK's streamable-HTTP client reports when the server answers 404 for our session id."""
+    return exc.code == types.INVALID_REQUEST and exc.message in SESSION_GONE_MESSAGES
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s" if math.isfinite(value) else "its deadline"
+
+
+def describe_error(exc: BaseException) -> str:
+    return _describe(exc)

@@ -1,0 +1,61 @@
+"""What the pool needs to know about one upstream server, detached from the database row."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from mcp_hub.crypto import Keyring
+from mcp_hub.store.models import McpServer
+from mcp_hub.store.servers import read_secrets
+
+
+@dataclass(frozen=True)
+class UpstreamTarget:
+    """An upstream server as the connectors see it. `env` and `headers` hold decrypted secrets: the
+    object lives in memory only and its repr never shows them."""
+
+    server_id: str
+    name: str
+    alias: str
+    transport: str
+    url: str | None
+    command: str | None
+    args: tuple[str, ...]
+    timeout_seconds: float
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever anything that shapes the connection changes, so an edited server gets a new
+        pooled session instead of reusing one built from the old settings."""
+        material = json.dumps(
+            [
+                self.transport,
+                self.url,
+                self.command,
+                list(self.args),
+                sorted(self.env.items()),
+                sorted(self.headers.items()),
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def target_from_row(keyring: Keyring, server: McpServer, default_timeout: float) -> UpstreamTarget:
+    secrets = read_secrets(keyring, server)
+    return UpstreamTarget(
+        server_id=server.id,
+        name=server.name,
+        alias=server.alias,
+        transport=server.transport,
+        url=server.url,
+        command=server.command,
+        args=tuple(server.args or ()),
+        timeout_seconds=server.timeout_seconds or default_timeout,
+        env=dict(secrets.env),
+        headers=dict(secrets.headers),
+    )

@@ -1,0 +1,45 @@
+"""MCP clients for the gateway tests: the Python SDK's, over streamable HTTP and SSE."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+
+def auth_headers(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+@asynccontextmanager
+async def shttp_session(url: str, key: str | None, **callbacks: Any) -> AsyncIterator[ClientSession]:
+    async with (
+        httpx2.AsyncClient(headers=auth_headers(key), timeout=httpx2.Timeout(30, read=300)) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write, **callbacks) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+@asynccontextmanager
+async def sse_session(url: str, key: str | None, **callbacks: Any) -> AsyncIterator[ClientSession]:
+    async with (
+        sse_client(url, headers=auth_headers(key)) as (read, write),
+        ClientSession(read, write, **callbacks) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def text_of(result: types.CallToolResult) -> str:
+    assert not result.is_error, result
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text

@@ -1,0 +1,183 @@
+"""Who may reach what through the MCP endpoints: keys, server access modes, allowlists, and two users
+on two sessions at once each seen as themselves."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx2
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from mcp_hub.settings import Settings
+from tests.gateway.clients import shttp_session, text_of
+from tests.gateway.conftest import RunningHub, serve_hub
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def post_init(hub: RunningHub, path: str, headers: dict[str, str] | None = None) -> httpx2.Response:
+    async with httpx2.AsyncClient(base_url=hub.url) as http:
+        return await http.post(path, json=INIT, headers={**MCP_HEADERS, **(headers or {})})
+
+
+async def tool_names(hub: RunningHub, path: str, key: str | None) -> set[str]:
+    async with shttp_session(f"{hub.url}{path}", key) as session:
+        return {tool.name for tool in (await session.list_tools()).tools}
+
+
+async def test_missing_or_bad_key_is_401_with_www_authenticate(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    for path in ("/mcp", "/mcp/echo", "/sse", "/mcp/echo/sse"):
+        for headers in ({}, {"Authorization": "Bearer mcph_not_a_real_key_0000000000000000000000"}):
+            async with httpx2.AsyncClient(base_url=hub_server.url) as http:
+                if path.endswith("sse"):
+                    response = await http.get(path, headers=headers)
+                else:
+                    response = await http.post(path, json=INIT, headers={**MCP_HEADERS, **headers})
+            assert response.status_code == 401, (path, headers, response.text)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_hub_key_header_alternative(hub_server: RunningHub, echo_http: str) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("bob"))
+    response = await post_init(hub_server, "/mcp/echo", {"x-mcp-hub-key": key})
+    assert response.status_code == 200, response.text
+
+
+async def test_key_server_allowlist(hub_server: RunningHub, echo_http: str) -> None:
+    await hub_server.add_server("one", transport="http", url=echo_http)
+    await hub_server.add_server("two", transport="http", url=echo_http)
+    user = await hub_server.add_user("carol")
+    key = await hub_server.add_key(user, allowed_servers=["one"])
+    names = await tool_names(hub_server, "/mcp", key)
+    assert "one__echo" in names and not any(name.startswith("two__") for name in names)
+    assert (await post_init(hub_server, "/mcp/two", {"Authorization": f"Bearer {key}"})).status_code == 403
+    assert (await post_init(hub_server, "/mcp/one", {"Authorization": f"Bearer {key}"})).status_code == 200
+    async with shttp_session(f"{hub_server.url}/mcp", key) as session:
+        with pytest.raises(MCPError, match="Unknown tool"):
+            await session.call_tool("two__echo", {"text": "x"})
+
+
+async def test_listed_users_public_and_disabled_servers(hub_server: RunningHub, echo_http: str) -> None:
+    dave = await hub_server.add_user("dave")
+    erin = await hub_server.add_user("erin")
+    await hub_server.add_server(
+        "shared", transport="http", url=echo_http, access="listed_users", allowed_users=[dave]
+    )
+    await hub_server.add_server("open", transport="http", url=echo_http, access="public")
+    off = await hub_server.add_server("off", transport="http", url=echo_http)
+    await hub_server.update_server(off["id"], enabled=False)
+    dave_key, erin_key = await hub_server.add_key(dave), await hub_server.add_key(erin)
+
+    dave_names, erin_names = (
+        await tool_names(hub_server, "/mcp", dave_key),
+        await tool_names(hub_server, "/mcp", erin_key),
+    )
+    assert "shared__echo" in dave_names and "open__echo" in dave_names
+    assert "shared__echo" not in erin_names and "open__echo" in erin_names
+    assert not any(name.startswith("off__") for name in dave_names | erin_names)
+    assert (
+        await post_init(hub_server, "/mcp/shared", {"Authorization": f"Bearer {erin_key}"})
+    ).status_code == 403
+    assert (
+        await post_init(hub_server, "/mcp/off", {"Authorization": f"Bearer {dave_key}"})
+    ).status_code == 404
+
+    # A public server needs no key, on its own endpoint only.
+    assert "echo" in await tool_names(hub_server, "/mcp/open", None)
+    assert (await post_init(hub_server, "/mcp/shared")).status_code == 401
+    assert (await post_init(hub_server, "/mcp")).status_code == 401
+
+
+async def test_tool_allowlists_filter_listing_and_are_checked_on_call(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("limited", transport="http", url=echo_http, allowed_tools=["echo", "add"])
+    user = await hub_server.add_user("frank")
+    key = await hub_server.add_key(user, allowed_tools=["limited.echo"])
+    assert await tool_names(hub_server, "/mcp/limited", key) == {"echo"}
+    assert await tool_names(hub_server, "/mcp", key) == {"limited__echo"}
+    async with shttp_session(f"{hub_server.url}/mcp/limited", key) as session:
+        assert text_of(await session.call_tool("echo", {"text": "ok"})) == "ok"
+        for blocked in ("add", "whoami"):
+            with pytest.raises(MCPError, match="not allowed"):
+                await session.call_tool(blocked, {"a": 1, "b": 2})
+
+
+async def test_two_users_interleaving_on_two_sessions_each_see_their_own_identity(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """Handlers run in each session's own task; the identity must come from the request that carried
+    the message. Each user's key allows a different tool, so a handler that saw the other user would
+    list or allow the wrong one."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    alice_key = await hub_server.add_key(await hub_server.add_user("alice"), allowed_tools=["echo"])
+    bob_key = await hub_server.add_key(await hub_server.add_user("bob"), allowed_tools=["add"])
+    async with (
+        shttp_session(f"{hub_server.url}/mcp/echo", alice_key) as alice,
+        shttp_session(f"{hub_server.url}/mcp/echo", bob_key) as bob,
+    ):
+
+        async def as_alice(i: int) -> None:
+            assert {t.name for t in (await alice.list_tools()).tools} == {"echo"}
+            assert text_of(await alice.call_tool("echo", {"text": f"a{i}"})) == f"a{i}"
+            with pytest.raises(MCPError, match="not allowed"):
+                await alice.call_tool("add", {"a": 1, "b": i})
+
+        async def as_bob(i: int) -> None:
+            assert {t.name for t in (await bob.list_tools()).tools} == {"add"}
+            assert text_of(await bob.call_tool("add", {"a": 1, "b": i})) == str(1 + i)
+            with pytest.raises(MCPError, match="not allowed"):
+                await bob.call_tool("echo", {"text": "b"})
+
+        await asyncio.gather(*(f(i) for i in range(15) for f in (as_alice, as_bob)))
+
+
+async def test_a_session_id_is_useless_with_another_users_key(hub_server: RunningHub, echo_http: str) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    alice_key = await hub_server.add_key(await hub_server.add_user("alice"))
+    bob_key = await hub_server.add_key(await hub_server.add_user("bob"))
+    opened = await post_init(hub_server, "/mcp/echo", {"Authorization": f"Bearer {alice_key}"})
+    session_id = opened.headers["mcp-session-id"]
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with httpx2.AsyncClient(base_url=hub_server.url) as http:
+        stolen = await http.post(
+            "/mcp/echo",
+            json=listing,
+            headers={
+                **MCP_HEADERS,
+                "Authorization": f"Bearer {bob_key}",
+                "mcp-session-id": session_id,
+                "mcp-protocol-version": "2025-11-25",
+            },
+        )
+    assert stolen.status_code == 404
+
+
+@pytest.mark.parametrize("ttl", [0.0, 0.3])
+async def test_revoked_key_stops_working_within_the_auth_cache_ttl(
+    settings: Settings, echo_http: str, ttl: float
+) -> None:
+    async with serve_hub(settings.model_copy(update={"mcp_auth_cache_seconds": ttl})) as hub:
+        await hub.add_server("echo", transport="http", url=echo_http)
+        created = await hub.admin.post("/v1/keys", json={"user_id": await hub.add_user("rita")})
+        key, key_id = created.json()["key"], created.json()["id"]
+        headers = {"Authorization": f"Bearer {key}"}
+        assert (await post_init(hub, "/mcp/echo", headers)).status_code == 200
+        assert (await hub.admin.delete(f"/v1/keys/{key_id}")).status_code == 200
+        await asyncio.sleep(ttl + 0.1)
+        assert (await post_init(hub, "/mcp/echo", headers)).status_code == 401

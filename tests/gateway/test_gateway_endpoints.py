@@ -1,0 +1,124 @@
+"""The hub's MCP endpoints with the Python SDK client: /mcp (aggregate, prefixed names), /mcp/{server}
+(names unchanged) over streamable HTTP, and /sse, /mcp/{server}/sse over legacy SSE."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import httpx2
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from tests.gateway.clients import shttp_session, sse_session, text_of
+from tests.gateway.conftest import RunningHub
+
+
+async def _user_key(hub: RunningHub, name: str = "alice", **key_fields: object) -> str:
+    return await hub.add_key(await hub.add_user(name), **key_fields)
+
+
+async def test_aggregate_endpoint_prefixes_and_routes(
+    hub_server: RunningHub, echo_http: str, echo_sse: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    await hub_server.add_server("legacy", transport="sse", url=echo_sse)
+    key = await _user_key(hub_server)
+    async with shttp_session(f"{hub_server.url}/mcp", key) as session:
+        names = {tool.name for tool in (await session.list_tools()).tools}
+        assert {"echo__echo", "echo__add", "legacy__echo", "legacy__add"} <= names
+        assert all(len(name) <= 64 for name in names)
+        assert text_of(await session.call_tool("echo__echo", {"text": "hi"})) == "hi"
+        assert text_of(await session.call_tool("legacy__add", {"a": 1, "b": 2})) == "3"
+
+        resources = {str(r.uri) for r in (await session.list_resources()).resources}
+        assert {"mcp-hub://echo/fixture://greeting", "mcp-hub://legacy/fixture://greeting"} <= resources
+        read = await session.read_resource("mcp-hub://legacy/fixture://greeting")
+        assert read.contents[0].uri == "mcp-hub://legacy/fixture://greeting"
+        assert isinstance(read.contents[0], types.TextResourceContents)
+        assert read.contents[0].text == "hello from the fixture"
+
+        templates = {t.uri_template for t in (await session.list_resource_templates()).resource_templates}
+        assert "mcp-hub://echo/fixture://items/{item_id}" in templates
+        item = await session.read_resource("mcp-hub://echo/fixture://items/42")
+        assert isinstance(item.contents[0], types.TextResourceContents) and item.contents[0].text == "item 42"
+
+        prompts = {p.name for p in (await session.list_prompts()).prompts}
+        assert {"echo__greet", "legacy__greet"} <= prompts
+        prompt = await session.get_prompt("echo__greet", {"name": "Ada"})
+        content = prompt.messages[0].content
+        assert isinstance(content, types.TextContent) and "Ada" in content.text
+
+        with pytest.raises(MCPError, match="Unknown tool: echo__nope"):
+            await session.call_tool("echo__nope", {})
+
+
+async def test_single_server_endpoint_keeps_names(hub_server: RunningHub, echo_http: str) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await _user_key(hub_server)
+    async with shttp_session(f"{hub_server.url}/mcp/echo", key) as session:
+        names = {tool.name for tool in (await session.list_tools()).tools}
+        assert {"echo", "add", "whoami"} <= names and not any("__" in n for n in names)
+        assert text_of(await session.call_tool("add", {"a": 20, "b": 22})) == "42"
+        read = await session.read_resource("fixture://greeting")
+        assert read.contents[0].uri == "fixture://greeting"
+
+
+async def test_static_headers_go_upstream_and_the_hub_key_never_does(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server(
+        "echo", transport="http", url=echo_http, headers={"X-Api-Key": "upstream-secret"}
+    )
+    key = await _user_key(hub_server)
+    async with shttp_session(f"{hub_server.url}/mcp/echo", key) as session:
+        seen = json.loads(text_of(await session.call_tool("whoami", {})))
+    assert seen["x-api-key"] == "upstream-secret"
+    assert key not in json.dumps(seen)
+    assert "authorization" not in seen and "x-mcp-hub-key" not in seen
+
+
+@pytest.mark.parametrize("path", ["/sse", "/mcp/echo/sse"])
+async def test_legacy_sse_endpoints(hub_server: RunningHub, echo_http: str, path: str) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await _user_key(hub_server)
+    async with sse_session(f"{hub_server.url}{path}", key) as session:
+        tool = "echo" if path.startswith("/mcp/") else "echo__echo"
+        assert tool in {t.name for t in (await session.list_tools()).tools}
+        assert text_of(await session.call_tool(tool, {"text": "over sse"})) == "over sse"
+
+
+async def test_stdio_upstream_through_the_hub(hub_server: RunningHub) -> None:
+    await hub_server.add_server(
+        "local",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
+        env={"FIXTURE_SECRET": "s3cret"},
+    )
+    key = await _user_key(hub_server)
+    async with shttp_session(f"{hub_server.url}/mcp", key) as session:
+        assert text_of(await session.call_tool("local__env", {"name": "FIXTURE_SECRET"})) == "s3cret"
+        first = text_of(await session.call_tool("local__pid", {}))
+        assert text_of(await session.call_tool("local__pid", {})) == first  # one process, reused
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "auto", "legacy"])
+async def test_protocol_revisions(hub_server: RunningHub, echo_http: str, mode: str) -> None:
+    """The high-level SDK client negotiates each revision the SDK serves; the auth context reaches
+    the handlers on the sessionless 2026-07-28 path too."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await _user_key(hub_server, allowed_tools=["echo"])
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http,
+        Client(streamable_http_client(f"{hub_server.url}/mcp", http_client=http), mode=mode) as client,
+    ):
+        if mode != "legacy":
+            assert client.session.protocol_version == "2026-07-28"
+        assert {tool.name for tool in (await client.list_tools()).tools} == {"echo__echo"}
+        assert text_of(await client.call_tool("echo__echo", {"text": mode})) == mode
+        with pytest.raises(MCPError):
+            await client.call_tool("echo__add", {"a": 1, "b": 2})

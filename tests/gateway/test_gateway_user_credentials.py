@@ -1,0 +1,52 @@
+"""The real resolver wired into the gateway: each user's own BYOK key reaches the upstream, a user who has
+not connected gets an MCP error naming where to connect, and no one gets another user's key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from tests.gateway.clients import shttp_session, text_of
+from tests.gateway.conftest import RunningHub
+
+
+async def test_each_user_calls_upstream_with_their_own_byok_key(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    server = await hub_server.add_server(
+        "echo",
+        transport="http",
+        url=echo_http,
+        auth_type="byok",
+        byok_mode="header",
+        byok_name="X-Api-Key",
+        byok_template="key={key}",
+    )
+    alice, bob, carol = [await hub_server.add_user(n) for n in ("alice", "bob", "carol")]
+    keys = {user: await hub_server.add_key(user) for user in (alice, bob, carol)}
+    for user, secret in ((alice, "alice-secret"), (bob, "bob-secret")):
+        response = await hub_server.admin.put(
+            f"/v1/servers/{server['id']}/credential",
+            json={"key": secret},
+            headers={"Authorization": f"Bearer {keys[user]}"},
+        )
+        assert response.status_code == 200, response.text
+        assert secret not in response.text
+
+    seen = {}
+    for user in (alice, bob):
+        async with shttp_session(f"{hub_server.url}/mcp/echo", keys[user]) as session:
+            seen[user] = json.loads(text_of(await session.call_tool("whoami", {})))
+        async with shttp_session(f"{hub_server.url}/mcp", keys[user]) as session:
+            again = json.loads(text_of(await session.call_tool("echo__whoami", {})))
+            assert again["x-api-key"] == seen[user]["x-api-key"]
+    assert seen[alice]["x-api-key"] == "key=alice-secret"
+    assert seen[bob]["x-api-key"] == "key=bob-secret"
+    # The caller's hub key never goes upstream.
+    assert all(keys[user] not in json.dumps(seen[user]) for user in (alice, bob))
+
+    async with shttp_session(f"{hub_server.url}/mcp/echo", keys[carol]) as session:
+        with pytest.raises(MCPError, match=r"connect it at .*/connect"):
+            await session.call_tool("whoami", {})

@@ -1,0 +1,167 @@
+"""A small upstream MCP server for the hub's tests, written with the Python SDK.
+
+python -m tests.mcp_peers.echo_server stdio
+python -m tests.mcp_peers.echo_server http PORT      # streamable HTTP at /mcp
+python -m tests.mcp_peers.echo_server sse PORT       # SSE at /sse, messages at /messages/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
+
+mcp = MCPServer("echo-fixture")
+
+
+@mcp.tool()
+def echo(text: str) -> str:
+    """Returns its input."""
+    return text
+
+
+@mcp.tool()
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@mcp.tool()
+def whoami(ctx: Context) -> str:
+    """The HTTP headers this server received (so tests can see what the hub sends upstream)."""
+    headers = ctx.headers or {}
+    return json.dumps({key.lower(): value for key, value in headers.items()})
+
+
+@mcp.tool()
+def env(name: str) -> str:
+    return os.environ.get(name, "")
+
+
+@mcp.tool()
+def pid() -> int:
+    return os.getpid()
+
+
+@mcp.tool()
+async def slow(seconds: float) -> str:
+    await anyio.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@mcp.tool()
+async def progress(steps: int, ctx: Context) -> str:
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps, f"step {step}")
+        await anyio.sleep(0.01)
+    return "done"
+
+
+@mcp.tool()
+async def log(message: str, ctx: Context) -> str:
+    await ctx.info(message)
+    return "logged"
+
+
+@mcp.tool()
+async def sample(prompt: str, ctx: Context) -> str:
+    result = await ctx.session.create_message(
+        messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))],
+        max_tokens=20,
+    )
+    content = result.content
+    return content.text if isinstance(content, types.TextContent) else str(content)
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+@mcp.tool()
+async def ask(question: str, ctx: Context) -> str:
+    result = await ctx.elicit(message=question, schema=Answer)
+    return f"{result.action}:{getattr(getattr(result, 'data', None), 'answer', '')}"
+
+
+@mcp.tool()
+async def roots(ctx: Context) -> str:
+    result = await ctx.session.list_roots()
+    return ",".join(str(root.uri) for root in result.roots)
+
+
+@mcp.tool()
+async def touch_tools(ctx: Context) -> str:
+    # Handshake-era clients (the hub's upstream sessions) get list_changed on the session itself.
+    await ctx.session.send_tool_list_changed()
+    return "notified"
+
+
+@mcp.tool()
+async def touch_resource(uri: str, ctx: Context) -> str:
+    await ctx.session.send_resource_updated(uri)
+    return "notified"
+
+
+@mcp.tool()
+def crash() -> str:
+    os._exit(3)
+
+
+@mcp.resource("fixture://greeting")
+def greeting() -> str:
+    return "hello from the fixture"
+
+
+@mcp.resource("fixture://items/{item_id}")
+def item(item_id: str) -> str:
+    return f"item {item_id}"
+
+
+@mcp.prompt()
+def greet(name: str) -> str:
+    return f"Say hello to {name}"
+
+
+SUBSCRIBED: set[str] = set()
+
+
+async def _subscribe(ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
+    SUBSCRIBED.add(str(params.uri))
+    return types.EmptyResult()
+
+
+async def _unsubscribe(ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+    SUBSCRIBED.discard(str(params.uri))
+    return types.EmptyResult()
+
+
+@mcp.tool()
+def subscriptions() -> str:
+    return ",".join(sorted(SUBSCRIBED))
+
+
+# MCPServer has no subscription API; the low-level server underneath takes the handlers.
+mcp._lowlevel_server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, _subscribe)
+mcp._lowlevel_server.add_request_handler(
+    "resources/unsubscribe", types.UnsubscribeRequestParams, _unsubscribe
+)
+
+
+def main(argv: list[str]) -> None:
+    transport = argv[0] if argv else "stdio"
+    if transport == "stdio":
+        mcp.run("stdio")
+        return
+    port = int(argv[1])
+    app = mcp.streamable_http_app() if transport == "http" else mcp.sse_app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

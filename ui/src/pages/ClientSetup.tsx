@@ -1,0 +1,82 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ApiClient, ApiError, allPages } from "../api/client";
+import { CopyButton, ErrorText, PageTitle, inputValue } from "../components/common";
+import type { Role } from "../utils/session";
+import { CLIENTS, type ClientKind, KEY_PLACEHOLDER, clientConfig, endpointUrl } from "../utils/clientConfig";
+import { normalizeConnection } from "../utils/expiry";
+
+async function serverNames(client: ApiClient, role: Role): Promise<string[]> {
+  if (role === "admin") {
+    return (await allPages((cursor) => client.listServers(cursor, 200))).map((server) => server.name);
+  }
+  const rows = await allPages((cursor) => client.listCredentials(cursor));
+  return rows.map(normalizeConnection).flatMap((c) => (c ? [c.serverName] : []));
+}
+
+export function ClientSetupPage(props: { client: ApiClient; role: Role }) {
+  const [names, setNames] = useState<string[]>([]);
+  const [server, setServer] = useState("");
+  const [kind, setKind] = useState<ClientKind>("claude_code");
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    serverNames(props.client, props.role)
+      .then(setNames)
+      .catch((caught) =>
+        setError(
+          caught instanceof ApiError
+            ? `The server list is unavailable (${caught.message}); the /mcp setup below still works.`
+            : "The server list is unavailable.",
+        ),
+      );
+  }, [props.client, props.role]);
+
+  const origin = window.location.origin;
+  const chosen = server || null;
+  const config = clientConfig(kind, origin, chosen);
+  const where = CLIENTS.find((c) => c.value === kind)?.where ?? "";
+
+  return (
+    <main id="main">
+      <PageTitle>Client setup</PageTitle>
+      <p>
+        Point an MCP client at <code>{endpointUrl(origin, null)}</code> for every server you may use (tool names
+        prefixed with the server's alias), or at one server's own endpoint (names unchanged). Replace{" "}
+        <code>{KEY_PLACEHOLDER}</code> with your key.
+      </p>
+      <ErrorText message={error} />
+      <div class="card inline-form">
+        <div>
+          <label for="setup-client">Client</label>
+          <select id="setup-client" value={kind} onChange={(e) => setKind(inputValue(e) as ClientKind)}>
+            {CLIENTS.map((c) => (
+              <option key={c.value} value={c.value}>
+                {c.label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div>
+          <label for="setup-server">Endpoint</label>
+          <select id="setup-server" value={server} onChange={(e) => setServer(inputValue(e))}>
+            <option value="">All my servers (/mcp)</option>
+            {names.map((name) => (
+              <option key={name} value={name}>
+                {name} (/mcp/{name})
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <section class="card" aria-labelledby="config-heading">
+        <h2 id="config-heading">{CLIENTS.find((c) => c.value === kind)?.label} configuration</h2>
+        <p class="muted">Where: {where}</p>
+        <label for="setup-config" class="visually-hidden">
+          Configuration to paste
+        </label>
+        <textarea id="setup-config" class="mono config" readOnly rows={config.split("\n").length + 1} value={config} />
+        <CopyButton text={config} label="Copy configuration" />
+      </section>
+    </main>
+  );
+}

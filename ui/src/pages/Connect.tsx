@@ -1,0 +1,124 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
+import { ErrorText, Link, PageTitle } from "../components/common";
+import { BASE, navigate } from "../router";
+import { normalizeConnection } from "../utils/expiry";
+import type { Role } from "../utils/session";
+import { ByokForm } from "./Connections";
+
+type Kind = "oauth2" | "byok" | "none" | "unknown";
+
+/**
+ * /ui/servers/{id}/connect: where the hub's "not connected" errors and `{alias}__connect` tools send a
+ * person (mcp_hub/credentials/oauth.py `connect_url`). A user key cannot read the server's settings, so
+ * when its auth type is unknown the page offers both ways and the hub's answer settles which applies.
+ */
+export function ConnectPage(props: { client: ApiClient; role: Role; serverId: string }) {
+  const { client, role, serverId } = props;
+  const [name, setName] = useState<string | null>(null);
+  const [kind, setKind] = useState<Kind>("unknown");
+  const [connected, setConnected] = useState<"oauth2" | "byok" | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      try {
+        const rows = await allPages((cursor) => client.listCredentials(cursor));
+        const mine = rows.map(normalizeConnection).find((c) => c?.serverId === serverId) ?? null;
+        if (cancelled) return;
+        if (mine) {
+          setName(mine.serverName);
+          setConnected(mine.credentialType);
+          if (mine.credentialType) setKind(mine.credentialType);
+        }
+        if (role === "admin") {
+          const server = await client.getServer(serverId);
+          if (cancelled) return;
+          setName(server.name);
+          setKind(server.auth_type === "oauth2" || server.auth_type === "byok" ? server.auth_type : "none");
+        }
+      } catch (caught) {
+        if (!cancelled) setError(caught instanceof ApiError ? caught.message : "Could not load the server.");
+      }
+    })();
+    return () => {
+      cancelled = true;
+    };
+  }, [client, role, serverId]);
+
+  const label = name ?? "this server";
+
+  const startOAuth = async () => {
+    setError(null);
+    setBusy(true);
+    try {
+      const answer = await client.startOAuth(serverId, `${BASE}/connections`);
+      const target = safeRedirectUrl(answer.authorization_url);
+      if (!target) {
+        setError("The hub answered without a usable authorization URL.");
+        return;
+      }
+      window.location.assign(target);
+    } catch (caught) {
+      if (caught instanceof ApiError && caught.status === 422 && /does not use OAuth/i.test(caught.message)) {
+        setKind(/auth_type byok/.test(caught.message) ? "byok" : "none");
+        setError(null);
+      } else {
+        setError(caught instanceof ApiError ? caught.message : "Could not start connecting.");
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const saveKey = async (key: string): Promise<boolean> => {
+    setError(null);
+    try {
+      await client.saveByokKey(serverId, key);
+      navigate(`/connections?connected=${encodeURIComponent(label)}`);
+      return true;
+    } catch (caught) {
+      if (caught instanceof ApiError && caught.status === 422 && /auth_type oauth2/.test(caught.message)) {
+        setKind("oauth2");
+      } else {
+        setError(caught instanceof ApiError ? caught.message : "Could not save the key.");
+      }
+      return false;
+    }
+  };
+
+  return (
+    <main id="main">
+      <p>
+        <Link to="/connections">← My connections</Link>
+      </p>
+      <PageTitle>Connect {label}</PageTitle>
+      {connected ? (
+        <p>
+          You have connected {label} ({connected === "oauth2" ? "signed in" : "with your API key"}); connecting again
+          replaces it.
+        </p>
+      ) : null}
+      <ErrorText message={error} />
+      {kind === "none" ? <p>{label} needs no connection from you: it works as it is.</p> : null}
+      {kind === "oauth2" || kind === "unknown" ? (
+        <section class="card" aria-labelledby="connect-oauth">
+          <h2 id="connect-oauth">Sign in with the provider</h2>
+          <p>You sign in at the server's provider; the hub keeps the resulting token for you, encrypted.</p>
+          <button type="button" class="primary" onClick={startOAuth} disabled={busy}>
+            {connected === "oauth2" ? "Reconnect" : "Connect"} {label}
+          </button>
+        </section>
+      ) : null}
+      {kind === "byok" || kind === "unknown" ? (
+        <section class="card" aria-labelledby="connect-byok">
+          <h2 id="connect-byok">{kind === "unknown" ? "Or use your own API key" : "Use your own API key"}</h2>
+          <p>The key is stored encrypted and never shown again.</p>
+          <ByokForm connection={{ serverId, serverName: label, credentialType: connected }} onSave={saveKey} />
+        </section>
+      ) : null}
+    </main>
+  );
+}

@@ -1,0 +1,205 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
+import type { Role } from "../utils/session";
+import { ErrorText, Notice, PageTitle, inputValue } from "../components/common";
+import { BASE } from "../router";
+import { type Connection, describeConnection, mergeConnections } from "../utils/expiry";
+
+function message(caught: unknown, fallback: string): string {
+  return caught instanceof ApiError ? caught.message : fallback;
+}
+
+/** What the OAuth callback may append when it sends the browser back here. */
+function returnedFromProvider(): { error: string | null; notice: string | null } {
+  const params = new URLSearchParams(window.location.search);
+  const error = params.get("error_description") ?? params.get("error");
+  const connected = params.get("connected");
+  if (error || connected) {
+    // Said once: a reload or a bookmark of this page must not repeat it.
+    window.history.replaceState(null, "", window.location.pathname);
+  }
+  return {
+    error: error ? `The sign-in did not complete: ${error}` : null,
+    notice: connected ? `Connected ${connected}.` : null,
+  };
+}
+
+export function ByokForm(props: {
+  connection: Pick<Connection, "serverId" | "serverName" | "credentialType">;
+  onSave: (key: string) => Promise<boolean>;
+}) {
+  const [key, setKey] = useState("");
+  const id = `byok-${props.connection.serverId}`;
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (await props.onSave(key)) setKey("");
+  };
+  return (
+    <form class="inline-form byok" onSubmit={submit}>
+      <label for={id}>
+        {props.connection.credentialType ? "Replace your API key" : "Your API key"} for {props.connection.serverName}
+      </label>
+      <input
+        id={id}
+        type="password"
+        autocomplete="off"
+        spellcheck={false}
+        value={key}
+        onInput={(e) => setKey(inputValue(e))}
+        required
+      />
+      <button type="submit" class="primary">
+        Save key
+      </button>
+    </form>
+  );
+}
+
+export function ConnectionsPage(props: { client: ApiClient; role: Role }) {
+  const { client, role } = props;
+  const [connections, setConnections] = useState<Connection[] | null>(null);
+  const [returned] = useState(returnedFromProvider);
+  const [error, setError] = useState<string | null>(returned.error);
+  const [notice, setNotice] = useState<string | null>(returned.notice);
+  const [now, setNow] = useState(() => new Date());
+
+  const load = async () => {
+    try {
+      const [rows, servers] = await Promise.all([
+        allPages((cursor) => client.listCredentials(cursor)),
+        // Only an admin key can list servers; for a user the hub lists the credentials they have.
+        role === "admin" ? allPages((cursor) => client.listServers(cursor, 200)) : Promise.resolve(null),
+      ]);
+      setConnections(mergeConnections(rows, servers));
+      setNow(new Date());
+    } catch (caught) {
+      setConnections([]);
+      setError(message(caught, "Could not load your connections."));
+    }
+  };
+
+  useEffect(() => {
+    void load();
+    // The expiry labels are computed from the raw timestamps; refresh them while the page is open.
+    const timer = window.setInterval(() => setNow(new Date()), 30_000);
+    return () => window.clearInterval(timer);
+  }, [client, role]);
+
+  const act = async (run: () => Promise<unknown>, done: string, failed: string): Promise<boolean> => {
+    setError(null);
+    try {
+      await run();
+      await load();
+      setNotice(done);
+      return true;
+    } catch (caught) {
+      setError(message(caught, failed));
+      return false;
+    }
+  };
+
+  const connect = async (connection: Connection) => {
+    setError(null);
+    try {
+      const answer = await client.startOAuth(connection.serverId, `${BASE}/connections`);
+      const target = safeRedirectUrl(answer.authorization_url);
+      if (!target) {
+        setError("The hub answered without a usable authorization URL.");
+        return;
+      }
+      window.location.assign(target);
+    } catch (caught) {
+      setError(message(caught, `Could not start connecting ${connection.serverName}.`));
+    }
+  };
+
+  return (
+    <main id="main">
+      <PageTitle>My connections</PageTitle>
+      <p>
+        Each server you may use, and the account you connected to it. The hub calls the server with your own
+        credential.
+      </p>
+      <ErrorText message={error} />
+      <Notice message={notice} />
+      {connections === null ? <p aria-live="polite">Loading…</p> : null}
+      {connections !== null && connections.length === 0 && !error ? (
+        <p class="empty">
+          {role === "admin"
+            ? "No server needs a connection from you: none uses OAuth2 or BYOK."
+            : "You have not connected any account yet. Your MCP client shows a connect link for each server that needs one."}
+        </p>
+      ) : null}
+      <ul class="connections">
+        {(connections ?? []).map((connection) => {
+          const display = describeConnection(connection, now);
+          const isOAuth = connection.authType === "oauth2";
+          const isByok = connection.authType === "byok";
+          return (
+            <li key={connection.serverId} class="card connection" data-server={connection.serverName}>
+              <div class="connection-head">
+                <h2>{connection.serverName}</h2>
+                <span class={`state state-${display.state}`}>{display.label}</span>
+                {display.detail ? <span class="muted">{display.detail}</span> : null}
+              </div>
+              <div class="buttons">
+                {isOAuth && display.state === "not_connected" ? (
+                  <button type="button" class="primary" onClick={() => connect(connection)}>
+                    Connect<span class="visually-hidden"> {connection.serverName}</span>
+                  </button>
+                ) : null}
+                {isOAuth && display.state !== "not_connected" ? (
+                  <button type="button" onClick={() => connect(connection)}>
+                    Reconnect<span class="visually-hidden"> {connection.serverName}</span>
+                  </button>
+                ) : null}
+                {isOAuth && connection.credentialType === "oauth2" ? (
+                  <button
+                    type="button"
+                    class="danger"
+                    onClick={() =>
+                      act(
+                        () => client.disconnectOAuth(connection.serverId),
+                        `Disconnected ${connection.serverName}.`,
+                        "Could not disconnect.",
+                      )
+                    }
+                  >
+                    Disconnect<span class="visually-hidden"> {connection.serverName}</span>
+                  </button>
+                ) : null}
+                {isByok && connection.credentialType === "byok" ? (
+                  <button
+                    type="button"
+                    class="danger"
+                    onClick={() =>
+                      act(
+                        () => client.deleteByokKey(connection.serverId),
+                        `Removed your key for ${connection.serverName}.`,
+                        "Could not remove the key.",
+                      )
+                    }
+                  >
+                    Remove key<span class="visually-hidden"> for {connection.serverName}</span>
+                  </button>
+                ) : null}
+              </div>
+              {isByok ? (
+                <ByokForm
+                  connection={connection}
+                  onSave={(key) =>
+                    act(
+                      () => client.saveByokKey(connection.serverId, key),
+                      `Saved your key for ${connection.serverName}.`,
+                      "Could not save the key.",
+                    )
+                  }
+                />
+              ) : null}
+            </li>
+          );
+        })}
+      </ul>
+    </main>
+  );
+}

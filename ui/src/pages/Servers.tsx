@@ -1,0 +1,153 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ApiClient, ApiError } from "../api/client";
+import type { ServerOut, UserOut } from "../api/types";
+import { ErrorText, Link, Notice, PageTitle } from "../components/common";
+import { navigate } from "../router";
+import { transportLabel, uiTransportOf } from "../utils/transport";
+
+function target(server: ServerOut): string {
+  if (server.spec_location) return server.spec_location;
+  if (server.url) return server.url;
+  return [server.command ?? "", ...server.args].join(" ").trim();
+}
+
+const AUTH_LABELS: Record<string, string> = {
+  none: "None",
+  static: "Static header",
+  byok: "BYOK",
+  oauth2: "OAuth2",
+};
+
+function whoMayUse(server: ServerOut, usersById: Map<string, UserOut>): string {
+  if (server.access === "public") return "Anyone (no key needed)";
+  if (server.access === "all_users") return "All users";
+  if (server.allowed_users.length === 0) return "Nobody yet";
+  return server.allowed_users.map((id) => usersById.get(id)?.name ?? id).join(", ");
+}
+
+export function ServersPage(props: { client: ApiClient }) {
+  const { client } = props;
+  const [servers, setServers] = useState<ServerOut[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [users, setUsers] = useState<Map<string, UserOut>>(new Map());
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState<string | null>(null);
+
+  const load = async (after: string | null) => {
+    setLoading(true);
+    setError(null);
+    try {
+      const page = await client.listServers(after);
+      setServers((current) => (after ? [...current, ...page.items] : page.items));
+      setCursor(page.next_cursor);
+      const userPage = await client.listUsers(null, 200);
+      setUsers(new Map(userPage.items.map((user) => [user.id, user])));
+    } catch (caught) {
+      setError(caught instanceof ApiError ? caught.message : "Could not load the servers.");
+    } finally {
+      setLoading(false);
+    }
+  };
+
+  useEffect(() => {
+    void load(null);
+  }, [client]);
+
+  const remove = async (server: ServerOut) => {
+    setError(null);
+    try {
+      await client.deleteServer(server.id);
+      setServers((current) => current.filter((s) => s.id !== server.id));
+      setNotice(`Deleted server ${server.name}.`);
+    } catch (caught) {
+      setError(caught instanceof ApiError ? caught.message : "Could not delete the server.");
+    } finally {
+      setConfirming(null);
+    }
+  };
+
+  return (
+    <main id="main">
+      <div class="title-row">
+        <PageTitle>Servers</PageTitle>
+        <button type="button" class="primary" onClick={() => navigate("/servers/new")}>
+          Add server
+        </button>
+      </div>
+      <ErrorText message={error} />
+      <Notice message={notice} />
+      {!loading && servers.length === 0 && !error ? (
+        <p class="empty">No servers yet. Add one to give your users its tools.</p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <caption class="visually-hidden">Connected MCP servers</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Transport</th>
+                <th scope="col">Endpoint</th>
+                <th scope="col">Auth</th>
+                <th scope="col">Status</th>
+                <th scope="col">Who may use it</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {servers.map((server) => (
+                <tr key={server.id} data-server={server.name}>
+                  <th scope="row">
+                    <Link to={`/servers/${server.id}`}>{server.name}</Link>
+                    {server.description ? <div class="muted">{server.description}</div> : null}
+                  </th>
+                  <td>
+                    <span class="badge">{transportLabel(uiTransportOf(server))}</span>
+                  </td>
+                  <td class="mono wrap">{target(server)}</td>
+                  <td>{AUTH_LABELS[server.auth_type] ?? server.auth_type}</td>
+                  <td>
+                    <span class={server.enabled ? "status ok" : "status off"}>
+                      {server.enabled ? "Enabled" : "Disabled"}
+                    </span>
+                  </td>
+                  <td>{whoMayUse(server, users)}</td>
+                  <td class="actions">
+                    {confirming === server.id ? (
+                      <>
+                        <button type="button" class="danger" onClick={() => remove(server)}>
+                          Confirm delete {server.name}
+                        </button>
+                        <button type="button" onClick={() => setConfirming(null)}>
+                          Cancel
+                        </button>
+                      </>
+                    ) : (
+                      <>
+                        <Link to={`/servers/${server.id}`} class="button">
+                          Edit<span class="visually-hidden"> {server.name}</span>
+                        </Link>
+                        <button type="button" onClick={() => setConfirming(server.id)}>
+                          Delete<span class="visually-hidden"> {server.name}</span>
+                        </button>
+                      </>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {loading ? <p aria-live="polite">Loading…</p> : null}
+      {cursor && !loading ? (
+        <button type="button" onClick={() => load(cursor)}>
+          Load more
+        </button>
+      ) : null}
+    </main>
+  );
+}
