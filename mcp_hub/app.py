@@ -17,6 +17,7 @@ from mcp_hub.credentials.resolver import UserCredentialResolver
 from mcp_hub.credentials.routes import router as credentials_router
 from mcp_hub.errors import AuthenticationError, HubError
 from mcp_hub.gateway.mount import mount_gateway, open_gateway
+from mcp_hub.http_limits import BodySizeLimit
 from mcp_hub.logredact import install_log_redaction
 from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
 from mcp_hub.settings import Settings
@@ -53,6 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_ui(app)
     app.include_router(credentials_router)
     mount_gateway(app)
+    # The REST paths; the MCP transports enforce the same cap themselves.
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_request_bytes, path_prefixes=("/v1/", "/token", "/register")
+    )
 
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
