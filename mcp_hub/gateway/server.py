@@ -30,7 +30,14 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mcp_hub.auth.context import AuthContext, auth_context_of
-from mcp_hub.errors import HubError, UpstreamError, UpstreamTimeoutError
+from mcp_hub.errors import HubError, NotConnectedError, UpstreamError, UpstreamTimeoutError
+from mcp_hub.gateway.connect import (
+    CONNECT_TOOL,
+    connect_result,
+    connect_tool,
+    connect_url_of,
+    is_connect_tool,
+)
 from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_public_uri
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
@@ -272,14 +279,17 @@ class Gateway:
             raise MCPError(code=types.REQUEST_TIMEOUT, message=exc.message) from None
         except UpstreamError as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
+        except NotConnectedError as exc:
+            raise _not_connected(exc) from None
         except HubError as exc:
-            # From the credential resolver: e.g. the user has not connected this server yet. The
-            # message says what to do; it never carries a secret.
+            # From the credential resolver. The message says what to do; it never carries a secret.
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
 
     async def _key_for(self, target: UpstreamTarget, auth: AuthContext) -> PoolKey:
         try:
             return await self.pool.key_for(target, auth.user_id)
+        except NotConnectedError as exc:
+            raise _not_connected(exc) from None
         except HubError as exc:
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
 
@@ -322,6 +332,11 @@ class Gateway:
                     return
                 results[server.id] = await self._fetch(kind, server, auth, aggregate=True)
             except MCPError as exc:
+                url = connect_url_of(exc)
+                if url is not None:
+                    if kind == "tools":
+                        results[server.id] = [connect_tool(server, url)]
+                    return
                 log.warning("listing %s of upstream %s failed: %s", kind, server.name, exc.message)
 
         async with anyio.create_task_group() as tg:
@@ -343,7 +358,7 @@ class Gateway:
         entries: dict[Entry, Any] = {}
         for server in auth.servers.values():
             for tool in listings.get(server.id, []):
-                if auth.tool_allowed(server, tool.name):
+                if is_connect_tool(tool) or auth.tool_allowed(server, tool.name):
                     entries[Entry(server.id, server.alias, tool.name)] = tool
         return {name: (entry, entries[entry]) for name, entry in build_catalog(entries).items()}
 
@@ -354,7 +369,13 @@ class Gateway:
         single = self._single(auth)
         if single is not None:
             self._touch(ctx, auth, [single])
-            tools = await self._fetch("tools", single, auth, aggregate=False)
+            try:
+                tools = await self._fetch("tools", single, auth, aggregate=False)
+            except MCPError as exc:
+                url = connect_url_of(exc)
+                if url is None:
+                    raise
+                return types.ListToolsResult(tools=[connect_tool(single, url)])
             return types.ListToolsResult(
                 tools=[tool for tool in tools if auth.tool_allowed(single, tool.name)]
             )
@@ -385,7 +406,7 @@ class Gateway:
     async def _route_tool(self, auth: AuthContext, name: str) -> tuple[McpServer, str]:
         single = self._single(auth)
         if single is not None:
-            if not auth.tool_allowed(single, name):
+            if name != CONNECT_TOOL and not auth.tool_allowed(single, name):
                 raise MCPError(
                     code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
                 )
@@ -395,7 +416,7 @@ class Gateway:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
         server = _server_by_id(auth, entry.server_id)
         # Checked again at call time: the listing may be older than a change of the allowlists.
-        if not auth.tool_allowed(server, entry.name):
+        if entry.name != CONNECT_TOOL and not auth.tool_allowed(server, entry.name):
             raise MCPError(
                 code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
             )
@@ -407,6 +428,15 @@ class Gateway:
         auth = self._auth(ctx)
         server, tool_name = await self._route_tool(auth, params.name)
         self._touch(ctx, auth, [server])
+        if tool_name == CONNECT_TOOL:
+            try:
+                await self._key_for(self._target(server), auth)
+            except MCPError as exc:
+                url = connect_url_of(exc)
+                if url is None:
+                    raise
+                return connect_result(server, url)
+            # Connected by now: a `connect` tool of the upstream's own is called as usual.
         relay = CallRelay(ctx, owner_of(ctx))
         wants_progress = _progress_token(ctx) is not None
 
@@ -880,3 +910,8 @@ _LIST_CHANGED_NOTIFICATIONS: dict[str, Callable[[], types.ServerNotification]] =
     "resources": types.ResourceListChangedNotification,
     "prompts": types.PromptListChangedNotification,
 }
+
+
+def _not_connected(exc: NotConnectedError) -> MCPError:
+    """The user must connect their account first: the message and `data.connect_url` say where."""
+    return MCPError(code=types.INVALID_REQUEST, message=exc.message, data={"connect_url": exc.connect_url})

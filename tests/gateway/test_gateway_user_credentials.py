@@ -47,6 +47,25 @@ async def test_each_user_calls_upstream_with_their_own_byok_key(
     # The caller's hub key never goes upstream.
     assert all(keys[user] not in json.dumps(seen[user]) for user in (alice, bob))
 
+    # Carol has not connected: the server stays visible as one `connect` tool naming where to connect,
+    # its real tools fail with an MCP error naming the same URL, and nobody else's key is used.
+    connect_url = f"{hub_server.url}/ui/servers/{server['id']}/connect"
     async with shttp_session(f"{hub_server.url}/mcp/echo", keys[carol]) as session:
-        with pytest.raises(MCPError, match=r"connect it at .*/connect"):
+        tools = (await session.list_tools()).tools
+        assert [tool.name for tool in tools] == ["connect"]
+        assert connect_url in (tools[0].description or "")
+        with pytest.raises(MCPError, match=r"connect it at .*/connect") as raised:
             await session.call_tool("whoami", {})
+        assert raised.value.error.data == {"connect_url": connect_url}
+        result = await session.call_tool("connect", {})
+        assert not result.is_error and connect_url in text_of(result)
+    async with shttp_session(f"{hub_server.url}/mcp", keys[carol]) as session:
+        assert [tool.name for tool in (await session.list_tools()).tools] == ["echo__connect"]
+        result = await session.call_tool("echo__connect", {})
+        assert result.structured_content == {"connect_url": connect_url, "server": "echo"}
+        with pytest.raises(MCPError, match="Unknown tool"):
+            await session.call_tool("echo__whoami", {})
+    # Alice, connected, sees the real tools and no connect stand-in.
+    async with shttp_session(f"{hub_server.url}/mcp", keys[alice]) as session:
+        names = [tool.name for tool in (await session.list_tools()).tools]
+        assert "echo__whoami" in names and "echo__connect" not in names
