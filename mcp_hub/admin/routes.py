@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
@@ -21,9 +21,8 @@ from mcp_hub.admin.schemas import (
     UserOut,
     UserUpdate,
 )
-from mcp_hub.auth.keys import Caller, authenticate_key, bearer_token
-from mcp_hub.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
-from mcp_hub.runtime import Hub
+from mcp_hub.auth.deps import AdminDep, HubDep
+from mcp_hub.errors import InvalidInputError
 from mcp_hub.store import audit, servers, users
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import ApiKey, User
@@ -56,28 +55,6 @@ PAGE_DEFAULT = 50
 PAGE_MAX = 200
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")]
-
-
-def get_hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
-
-
-HubDep = Annotated[Hub, Depends(get_hub)]
-
-
-async def require_admin(request: Request, hub: HubDep) -> Caller:
-    presented = bearer_token(request.headers.get("authorization"))
-    if presented is None:
-        raise AuthenticationError("send an admin API key as `Authorization: Bearer <key>`")
-    async with transaction(hub.sessions) as session:
-        caller = await authenticate_key(session, presented)
-    if not caller.is_admin:
-        raise PermissionDeniedError("this API key is not an admin key")
-    return caller
-
-
-AdminDep = Annotated[Caller, Depends(require_admin)]
 
 
 def _next_cursor(ids: list[str], limit: int) -> str | None:

@@ -19,15 +19,14 @@ from mcp_hub.credentials.store import find_credential, read_payload
 from mcp_hub.errors import ConfigError, NotConnectedError, NotFoundError
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
-from mcp_hub.store.models import AuthType, ByokMode, CredentialType, McpServer
+from mcp_hub.store.models import PER_USER_AUTH_TYPES, AuthType, ByokMode, CredentialType, McpServer
 from mcp_hub.store.servers import read_secrets
-from mcp_hub.upstream.credentials import ResolvedCredential
+from mcp_hub.upstream.credentials import ResolvedCredential, StaticCredentialResolver
 from mcp_hub.upstream.target import UpstreamTarget
 
 AuthKind = Literal["none", "static", "byok", "oauth2"]
 DEFAULT_BYOK_HEADER = "Authorization"
 DEFAULT_BYOK_TEMPLATE = "Bearer {key}"
-PER_USER = (AuthType.byok.value, AuthType.oauth2.value)
 
 
 def _empty() -> Mapping[str, str]:
@@ -98,11 +97,11 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
             server = row
         credential = (
             await find_credential(session, user_id, server.id)
-            if user_id is not None and server.auth_type in PER_USER
+            if user_id is not None and server.auth_type in PER_USER_AUTH_TYPES
             else None
         )
     shared = read_secrets(hub.keyring, server)
-    if server.auth_type not in PER_USER:
+    if server.auth_type not in PER_USER_AUTH_TYPES:
         kind: AuthKind = "static" if server.auth_type == AuthType.static.value else "none"
         return UpstreamAuth(
             kind=kind,
@@ -137,8 +136,13 @@ class UserCredentialResolver:
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
+        self._shared = StaticCredentialResolver()
 
     async def resolve(self, user_id: str | None, target: UpstreamTarget) -> ResolvedCredential:
+        if not target.per_user:
+            # The target already carries the row's decrypted shared headers and env: the pool asks on
+            # every call, and a database round trip here would sit on the hot path for nothing.
+            return await self._shared.resolve(user_id, target)
         auth = await resolve(self._hub, user_id, target.server_id)
         return ResolvedCredential(
             identity=auth.identity, headers=dict(auth.headers), env=dict(auth.env), query=dict(auth.query)

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.admin.routes import HubDep, WriteOnlyInputRoute
+from mcp_hub.admin.routes import WriteOnlyInputRoute
+from mcp_hub.auth.deps import HubDep, UserDep
 from mcp_hub.auth.keys import Caller, authenticate_key, bearer_token
 from mcp_hub.credentials.oauth import (
     CALLBACK_COOKIE_PATH,
@@ -39,9 +40,11 @@ from mcp_hub.errors import (
     UnsafeUrlError,
     UpstreamError,
 )
+from mcp_hub.runtime import Hub
 from mcp_hub.store import audit
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import Access, AuthType, CredentialType, McpServer, McpServerUser, McpUserCredential
+from mcp_hub.store.servers import get_server
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +54,6 @@ router = APIRouter(prefix="/v1", tags=["credentials"], route_class=WriteOnlyInpu
 MAX_KEY_CHARS = 4096
 PAGE_MAX = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-async def require_user(request: Request, hub: HubDep) -> Caller:
-    presented = bearer_token(request.headers.get("authorization"))
-    if presented is None:
-        raise AuthenticationError("send your hub API key as `Authorization: Bearer <key>`")
-    async with transaction(hub.sessions) as session:
-        return await authenticate_key(session, presented)
-
-
-UserDep = Annotated[Caller, Depends(require_user)]
 
 
 def same_origin_path(value: str) -> str:
@@ -93,13 +85,6 @@ async def _usable_server(session: AsyncSession, caller: Caller, server_id: str) 
             raise NotFoundError(f"no server with id {server_id!r}")
     if caller.allowed_servers is not None and server.name not in caller.allowed_servers:
         raise PermissionDeniedError("this API key may not use this server")
-    return server
-
-
-async def _existing_server(session: AsyncSession, server_id: str) -> McpServer:
-    server = await session.get(McpServer, server_id)
-    if server is None:
-        raise NotFoundError(f"no server with id {server_id!r}")
     return server
 
 
@@ -219,15 +204,19 @@ async def oauth_callback(
     return response
 
 
+async def _delete_own_credential(hub: Hub, caller: Caller, server_id: str, type: CredentialType) -> None:
+    """Deletes the caller's credential of this type only (404 when there is none of that type)."""
+    async with transaction(hub.sessions) as session:
+        await get_server(session, server_id)
+        await delete_credential(session, user_id=caller.user_id, server_id=server_id, type=type)
+        action = "credential.oauth.delete" if type == CredentialType.oauth2 else "credential.byok.delete"
+        audit.record(session, caller, action, target_type="server", target_id=server_id)
+
+
 @router.delete("/servers/{server_id}/oauth", status_code=204)
 async def oauth_disconnect(server_id: str, hub: HubDep, caller: UserDep) -> Response:
     """Removes the caller's OAuth tokens for the server (never a BYOK key)."""
-    async with transaction(hub.sessions) as session:
-        await _existing_server(session, server_id)
-        await delete_credential(
-            session, user_id=caller.user_id, server_id=server_id, type=CredentialType.oauth2
-        )
-        audit.record(session, caller, "credential.oauth.delete", target_type="server", target_id=server_id)
+    await _delete_own_credential(hub, caller, server_id, CredentialType.oauth2)
     return Response(status_code=204)
 
 
@@ -284,12 +273,7 @@ async def byok_put(server_id: str, body: ByokIn, hub: HubDep, caller: UserDep) -
 @router.delete("/servers/{server_id}/credential", status_code=204)
 async def byok_delete(server_id: str, hub: HubDep, caller: UserDep) -> Response:
     """Removes the caller's BYOK key for the server (never OAuth tokens)."""
-    async with transaction(hub.sessions) as session:
-        await _existing_server(session, server_id)
-        await delete_credential(
-            session, user_id=caller.user_id, server_id=server_id, type=CredentialType.byok
-        )
-        audit.record(session, caller, "credential.byok.delete", target_type="server", target_id=server_id)
+    await _delete_own_credential(hub, caller, server_id, CredentialType.byok)
     return Response(status_code=204)
 
 

@@ -84,6 +84,10 @@ class AuthType(enum.StrEnum):
     oauth2 = "oauth2"
 
 
+# Auth types under which each user presents their own credential (never a shared one).
+PER_USER_AUTH_TYPES = frozenset({AuthType.byok.value, AuthType.oauth2.value})
+
+
 class Access(enum.StrEnum):
     """Who may use a server."""
 

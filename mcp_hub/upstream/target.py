@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from mcp_hub.crypto import Keyring
-from mcp_hub.store.models import McpServer
+from mcp_hub.store.models import PER_USER_AUTH_TYPES, McpServer
 from mcp_hub.store.servers import read_secrets
 
 
@@ -24,6 +24,8 @@ class UpstreamTarget:
     command: str | None
     args: tuple[str, ...]
     timeout_seconds: float
+    # A per-user server (BYOK or OAuth2) presents each caller's own credential; others share the row's.
+    per_user: bool = False
     env: dict[str, str] = field(default_factory=dict, repr=False)
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -56,6 +58,7 @@ def target_from_row(keyring: Keyring, server: McpServer, default_timeout: float)
         command=server.command,
         args=tuple(server.args or ()),
         timeout_seconds=server.timeout_seconds or default_timeout,
+        per_user=server.auth_type in PER_USER_AUTH_TYPES,
         env=dict(secrets.env),
         headers=dict(secrets.headers),
     )
