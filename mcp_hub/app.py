@@ -12,7 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from mcp_hub.admin.probe import router as probe_router
 from mcp_hub.admin.routes import router as admin_router
+from mcp_hub.credentials.me import router as me_router
 from mcp_hub.credentials.resolver import UserCredentialResolver
 from mcp_hub.credentials.routes import router as credentials_router
 from mcp_hub.errors import AuthenticationError, HubError
@@ -51,8 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(admin_router)
+    app.include_router(probe_router)
     mount_ui(app)
     app.include_router(credentials_router)
+    app.include_router(me_router)
     mount_gateway(app)
     # The REST paths; the MCP transports enforce the same cap themselves.
     app.add_middleware(

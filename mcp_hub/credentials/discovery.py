@@ -325,6 +325,35 @@ async def _discover(hub: Hub, server: McpServer) -> None:
     server.oauth_discovered_at = utcnow()
 
 
+@dataclass(frozen=True)
+class DiscoveredOAuth:
+    """What discovery found for a URL, in the server form's terms."""
+
+    issuer: str | None
+    authorization_url: str
+    token_url: str
+    registration_url: str | None
+    scopes: tuple[str, ...]
+    resource_metadata_url: str | None
+
+
+async def discover_for_url(hub: Hub, url: str) -> DiscoveredOAuth:
+    """Discovery for an MCP server URL that need not be saved yet (the admin's "discover" button): the
+    same steps and SSRF guard as a connect, run on a row that is never stored."""
+    probe = McpServer(id="discover", name="discover", url=url)
+    await _discover(hub, probe)
+    assert probe.authorization_url is not None and probe.token_url is not None  # set by _discover
+    meta: dict[str, Any] = probe.oauth_metadata or {}
+    return DiscoveredOAuth(
+        issuer=probe.issuer,
+        authorization_url=probe.authorization_url,
+        token_url=probe.token_url,
+        registration_url=probe.registration_url,
+        scopes=tuple(str(scope) for scope in meta.get("scopes") or ()),
+        resource_metadata_url=probe.resource_metadata_url,
+    )
+
+
 async def authorization_server(hub: Hub, server_id: str) -> AuthServer:
     """The server's authorization server, discovering it (once) when the row does not say."""
     async with transaction(hub.sessions) as session:

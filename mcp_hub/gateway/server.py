@@ -299,6 +299,8 @@ class Gateway:
         target = self._target(server)
         deadline = min(target.timeout_seconds, self.settings.list_deadline_seconds) if aggregate else None
         items = await self._upstream(target, auth, _LISTERS[kind], deadline_seconds=deadline)
+        if kind == "tools":
+            self.pool.health.listed_tools(server.id, len(items))
         key = await self._key_for(target, auth)
         self._listings[(kind, key)] = _Listing(items, time.monotonic())
         return items
@@ -842,7 +844,7 @@ def _paginated(cursor: str | None) -> types.PaginatedRequestParams | None:
     return types.PaginatedRequestParams(cursor=cursor) if cursor else None
 
 
-async def _list_tools_of(session: ClientSession) -> list[Any]:
+async def list_tools_of(session: ClientSession) -> list[Any]:
     capabilities = session.server_capabilities
     if capabilities is not None and capabilities.tools is None:
         return []
@@ -889,7 +891,7 @@ async def _list_prompts_of(session: ClientSession) -> list[Any]:
 
 
 _LISTERS: dict[ListKind, Callable[[ClientSession], Awaitable[list[Any]]]] = {
-    "tools": _list_tools_of,
+    "tools": list_tools_of,
     "resources": _list_resources_of,
     "templates": _list_templates_of,
     "prompts": _list_prompts_of,

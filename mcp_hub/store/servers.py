@@ -107,7 +107,9 @@ async def _set_allowed_users(session: AsyncSession, server_id: str, user_ids: Se
     session.add_all(McpServerUser(server_id=server_id, user_id=user_id) for user_id in sorted(set(user_ids)))
 
 
-async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCreate) -> McpServer:
+def new_server_row(keyring: Keyring, spec: ServerCreate) -> McpServer:
+    """The row a create would insert, not yet in any session (the connection test of an unsaved form
+    uses it as is, so a tested form and a saved server reach the upstream the same way)."""
     # The id is known before the insert because it is part of the secrets' associated data.
     server = McpServer(id=new_id(), name=spec.name, args=[], scopes=[])
     for field in PLAIN_FIELDS:
@@ -116,6 +118,11 @@ async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCre
             setattr(server, field, value.value if hasattr(value, "value") else value)
     server.alias = spec.alias or default_alias(spec.name)
     write_secrets(keyring, server, _secret_updates(spec, ServerSecrets({}, {}, None)))
+    return server
+
+
+async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCreate) -> McpServer:
+    server = new_server_row(keyring, spec)
     session.add(server)
     await _flush_unique(session, spec.name)
     if spec.allowed_users:

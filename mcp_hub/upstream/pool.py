@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from mcp_hub.errors import UpstreamError, UpstreamTimeoutError
 from mcp_hub.upstream.connectors import open_transport
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
+from mcp_hub.upstream.health import HealthBook
 from mcp_hub.upstream.relay import DownstreamRelay
 from mcp_hub.upstream.target import UpstreamTarget
 
@@ -304,6 +305,8 @@ class UpstreamPool:
         self.settings = settings or PoolSettings()
         self.sink = sink
         self.on_open = on_open
+        # Outcome of the latest connect per server, for the admin's servers page.
+        self.health = HealthBook()
         self._sessions: dict[PoolKey, PooledSession] = {}
         self._crashes: dict[tuple[str, str], _CrashRecord] = {}
         # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
@@ -398,16 +401,31 @@ class UpstreamPool:
             if pooled is not None and pooled.dead:
                 self._forget(key, pooled)
                 pooled = None
+            opened_here = pooled is None
             if pooled is None:
                 pooled = await self._open(key, target, credential)
             await pooled.ready.wait()
             if pooled.session is not None and not pooled.dead:
                 pooled.last_used = time.monotonic()
+                if opened_here:  # not on every call: this is the hot path
+                    self.health.connected(target.server_id)
                 return pooled
             self._forget(key, pooled)
-            raise UpstreamError(
+            error = UpstreamError(
                 f"cannot connect to upstream {target.name!r}: {_describe(pooled.error or EOFError())}"
             )
+            self.health.failed(target.server_id, error.message)
+            raise error
+
+    def close_server(self, server_id: str) -> None:
+        """Closes the idle sessions of one server (one in use is left to the idle reaper: a session is
+        never closed under a call). For sessions opened only to test a server that was never saved."""
+        for key, pooled in list(self._sessions.items()):
+            if key.server_id == server_id and pooled.in_flight == 0:
+                del self._sessions[key]
+                pooled.close()
+        self._crashes = {k: v for k, v in self._crashes.items() if k[0] != server_id}
+        self.health.forget(server_id)
 
     def _forget(self, key: PoolKey, pooled: PooledSession) -> None:
         if self._sessions.get(key) is pooled:
