@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from fastapi import FastAPI
 
 from mcp_hub.ui import CONTENT_SECURITY_POLICY, mount_ui
+from tests.gateway.clients import shttp_session
+from tests.mcp_peers.procs import everything_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
@@ -31,6 +34,8 @@ ARTIFACTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
 ADMIN_KEY = "mcph_ui_e2e_admin_" + "b" * 32
 NPM = shutil.which("npm")
+# The tool of server-everything the admin denies in the browser (it would hand out the server's env).
+DENIED_TOOL = "get-env"
 
 
 def _need(condition: bool, what: str) -> None:
@@ -71,7 +76,13 @@ def test_vitest_unit_tests_pass(npm: str) -> None:
     passed = re.search(r"Tests\s+(\d+) passed", output)
     assert passed and int(passed.group(1)) >= 20, output
     assert "failed" not in output.lower(), output
-    for suite in ("transport.test.ts", "errors.test.ts", "expiry.test.ts", "clientConfig.test.ts"):
+    for suite in (
+        "transport.test.ts",
+        "errors.test.ts",
+        "expiry.test.ts",
+        "clientConfig.test.ts",
+        "tools.test.ts",
+    ):
         assert suite in output, f"{suite} did not run:\n{output}"
 
 
@@ -297,9 +308,25 @@ def _all(url: str, path: str) -> list[dict[str, object]]:
     return items
 
 
+@pytest.fixture(scope="module")
+def everything() -> Iterator[str]:
+    """The MCP reference server (npm server-everything) over streamable HTTP, on a loopback port."""
+    _need(
+        (ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything").is_dir(),
+        "server-everything is not installed (make node-deps)",
+    )
+    with everything_upstream("streamableHttp") as url:
+        yield url
+
+
+async def _tools_through_hub(hub_url: str, key: str) -> set[str]:
+    async with shttp_session(f"{hub_url}/mcp", key) as session:
+        return {tool.name for tool in (await session.list_tools()).tools}
+
+
 @pytest.mark.timeout(420)
 def test_end_to_end_in_headless_chromium(
-    npm: str, live_hub: str, authorization_server: str, short_tmp: Path
+    npm: str, live_hub: str, authorization_server: str, everything: str, short_tmp: Path
 ) -> None:
     _need(CHROMIUM.exists(), "/usr/bin/chromium is missing (apt-get install -y chromium)")
     spec = short_tmp / "petstore.json"
@@ -310,6 +337,8 @@ def test_end_to_end_in_headless_chromium(
         "ADMIN_KEY": ADMIN_KEY,
         "SPEC_PATH": str(spec),
         "ISSUER": authorization_server,
+        "EVERYTHING_URL": everything,
+        "DENIED_TOOL": DENIED_TOOL,
         "ARTIFACTS_DIR": str(ARTIFACTS),
     }
     if os.environ.get("UPDATE_README_SCREENSHOTS"):
@@ -323,8 +352,9 @@ def test_end_to_end_in_headless_chromium(
     servers = {s["name"]: s for s in _all(live_hub, "/v1/servers")}
     assert set(servers) == {"everything", "petstore", "notes"}, servers
     assert servers["everything"]["transport"] == "http"
-    assert servers["everything"]["url"] == "http://127.0.0.1:3201/mcp"
-    assert servers["everything"]["allowed_tools"] == ["echo", "get-sum"]
+    assert servers["everything"]["url"] == everything
+    allowed = servers["everything"]["allowed_tools"]
+    assert isinstance(allowed, list) and DENIED_TOOL not in allowed and "echo" in allowed, allowed
     assert servers["petstore"]["transport"] == "http"
     assert servers["petstore"]["spec_location"] == str(spec)
     assert servers["petstore"]["url"] is None
@@ -334,6 +364,16 @@ def test_end_to_end_in_headless_chromium(
     assert servers["petstore"]["byok_template"] == "{key}"
     assert servers["notes"]["auth_type"] == "oauth2"
     assert servers["notes"]["url"] == f"{authorization_server}/mcp"
+    # Filled by "Discover" in the form, and good enough for alice's connect that followed.
+    assert str(servers["notes"]["authorization_url"]).startswith(authorization_server)
+    assert str(servers["notes"]["registration_url"]).startswith(authorization_server)
+    assert servers["notes"]["scopes"] == ["mcp:tools"]
+
+    # The tool the admin turned off in the browser is gone from /mcp; the others are still there.
+    tools = anyio.run(_tools_through_hub, live_hub, ADMIN_KEY)
+    assert "everything__echo" in tools, tools
+    assert f"everything__{DENIED_TOOL}" not in tools, tools
+    assert {f"everything__{name}" for name in allowed} <= tools, tools
     users = {u["name"]: u for u in _all(live_hub, "/v1/users")}
     assert "alice" in users and users["alice"]["email"] == "alice@example.com"
     # Both revoked by the end: "old" in the UI, "laptop" through the API to end alice's session.

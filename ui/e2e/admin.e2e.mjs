@@ -3,6 +3,8 @@
 //   HUB_URL        http://127.0.0.1:PORT of a running hub serving /ui
 //   ADMIN_KEY      the hub's admin key
 //   SPEC_PATH      an OpenAPI document the "OpenAPI" server points at
+//   EVERYTHING_URL a real streamable-HTTP MCP server (server-everything) the admin tests and adds
+//   DENIED_TOOL    the tool of that server the admin turns off
 //   ISSUER         a real OAuth authorization server (tests/credentials/oidc_as.mjs) whose /mcp is the
 //                  OAuth-protected upstream; login there is the X-Test-User header
 //   ARTIFACTS_DIR  where the screenshots go (default ../test-artifacts/ui)
@@ -16,6 +18,8 @@ const HUB_URL = required("HUB_URL").replace(/\/+$/, "");
 const ADMIN_KEY = required("ADMIN_KEY");
 const SPEC_PATH = required("SPEC_PATH");
 const ISSUER = required("ISSUER").replace(/\/+$/, "");
+const EVERYTHING_URL = required("EVERYTHING_URL");
+const DENIED_TOOL = required("DENIED_TOOL");
 const ARTIFACTS = path.resolve(process.env.ARTIFACTS_DIR ?? path.join(import.meta.dirname, "../../test-artifacts/ui"));
 const README_IMG_DIR = process.env.README_IMG_DIR ? path.resolve(process.env.README_IMG_DIR) : null;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -62,6 +66,39 @@ async function assertEveryInputLabelled(page, step) {
   check(unlabelled.length === 0, `${step}: every input is labelled (unlabelled: ${unlabelled.join(", ")})`);
 }
 
+/**
+ * Keyboard only: from the first control of `root`, Tab must reach every visible, enabled control in it
+ * (inputs, selects, text areas, buttons, links) in turn, with no trap; Shift+Tab must come back.
+ */
+async function assertKeyboardReachesEverything(page, root, step) {
+  const total = await page.evaluate((selector) => {
+    const controls = [...document.querySelector(selector).querySelectorAll("input, select, textarea, button, a[href]")]
+      .filter((el) => !el.disabled && el.getClientRects().length > 0 && el.tabIndex >= 0);
+    controls.forEach((el, i) => el.setAttribute("data-kb", String(i)));
+    controls[0].focus();
+    return controls.length;
+  }, root);
+  check(total >= 3, `${step}: there are controls to reach (${total})`);
+  const seen = new Set(["0"]);
+  for (let i = 0; i < total * 2 && seen.size < total; i++) {
+    await page.keyboard.press("Tab");
+    const at = await page.evaluate(() => document.activeElement?.getAttribute("data-kb"));
+    if (at !== null && at !== undefined) seen.add(at);
+  }
+  const missed = await page.evaluate(
+    (reached) =>
+      [...document.querySelectorAll("[data-kb]")]
+        .filter((el) => !reached.includes(el.getAttribute("data-kb")))
+        .map((el) => el.outerHTML.slice(0, 80)),
+    [...seen],
+  );
+  check(missed.length === 0, `${step}: Tab reaches every control (${total}; missed: ${missed.join(", ")})`);
+  await page.keyboard.press("Shift+Tab");
+  const back = await page.evaluate(() => document.activeElement?.getAttribute("data-kb"));
+  check(back !== null && back !== undefined, `${step}: Shift+Tab goes back within the form`);
+  await page.evaluate(() => document.querySelectorAll("[data-kb]").forEach((el) => el.removeAttribute("data-kb")));
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
@@ -90,7 +127,7 @@ async function main() {
     page.on("request", (request) => {
       const url = new URL(request.url());
       if (url.pathname.startsWith("/v1/servers") && ["POST", "PATCH"].includes(request.method())) {
-        apiBodies.push({ method: request.method(), path: url.pathname, body: request.postDataJSON() });
+        apiBodies.push({ method: request.method(), path: url.pathname, body: request.postDataJSON() ?? {} });
       }
     });
 
@@ -147,15 +184,45 @@ async function main() {
     await page.goBack();
     await page.getByRole("heading", { name: "Servers", exact: true }).waitFor();
 
-    // --- add a streamable-HTTP server ------------------------------------------------------------
+    // --- test connection of a form that points nowhere: progress, then a readable error ----------
+    await page.getByRole("button", { name: "Add server" }).click();
+    await page.getByRole("heading", { name: "Add a server" }).waitFor();
+    await page.getByLabel("Name", { exact: true }).fill("nowhere");
+    await page.getByLabel("MCP endpoint URL").fill("http://127.0.0.1:9/mcp");
+    await page.getByRole("button", { name: "Test connection" }).click();
+    const testError = page.locator("#test-error");
+    await testError.waitFor({ timeout: 30_000 });
+    const testErrorText = await testError.textContent();
+    check(/cannot connect to upstream 'nowhere'/.test(testErrorText), `a failed test says why ("${testErrorText}")`);
+    await shot(page, "03b-test-connection-error");
+    await page.getByRole("link", { name: "Cancel" }).click();
+    await page.getByRole("heading", { name: "Servers", exact: true }).waitFor();
+
+    // --- add a streamable-HTTP server: test its connection, deny one tool -------------------------
     await page.getByRole("button", { name: "Add server" }).click();
     await page.getByRole("heading", { name: "Add a server" }).waitFor();
     await page.getByLabel("Name", { exact: true }).fill("everything");
     await page.getByLabel("Description (optional)").fill("The MCP reference server");
     check((await page.getByLabel("Transport").inputValue()) === "streamable_http", "Streamable HTTP is the default");
-    await page.getByLabel("MCP endpoint URL").fill("http://127.0.0.1:3201/mcp");
-    await page.getByLabel(/^Allowed tools/).fill("echo\nget-sum");
-    await assertEveryInputLabelled(page, "server form");
+    await page.getByLabel("MCP endpoint URL").fill(EVERYTHING_URL);
+    const testButton = page.getByRole("button", { name: "Test connection" });
+    await testButton.click();
+    // The button says it is working while the hub connects (the answer may already be back: not required).
+    await page.getByText(/^Connected: \d+ tools\.$/).waitFor({ timeout: 30_000 });
+    const toolBoxes = page.locator("fieldset.tools input[type=checkbox]");
+    const toolCount = await toolBoxes.count();
+    check(toolCount >= 10, `the test lists the server's tools (${toolCount})`);
+    check((await page.locator("fieldset.tools input:checked").count()) === toolCount, "every tool starts allowed");
+    check((await page.getByLabel(/^Allowed tools/).count()) === 0, "the toggles replace the free-text list");
+    await page.getByRole("checkbox", { name: new RegExp(`^${DENIED_TOOL}\\b`) }).uncheck();
+    check(
+      (await page.locator("fieldset.tools input:checked").count()) === toolCount - 1,
+      `${DENIED_TOOL} is turned off`,
+    );
+    const testPosts = apiBodies.filter((b) => b.path === "/v1/servers/test");
+    check(testPosts.length === 2 && testPosts.every((b) => b.body.transport === "http"), "the test sends http");
+    await assertEveryInputLabelled(page, "server form with tools");
+    await shot(page, "03c-test-connection-tools");
     await page.getByRole("button", { name: "Add server" }).click();
     await page.locator('tr[data-server="everything"]').waitFor();
     await assertNoSecretInLocalStorage(page, "after adding a streamable-HTTP server");
@@ -187,12 +254,19 @@ async function main() {
 
     const posted = apiBodies.filter((b) => b.method === "POST" && b.path === "/v1/servers");
     check(posted.length === 3, `three POST /v1/servers were sent (got ${posted.length})`);
+    const everythingPost = posted.find((b) => b.body.name === "everything").body;
+    check(
+      Array.isArray(everythingPost.allowed_tools) &&
+        everythingPost.allowed_tools.length === toolCount - 1 &&
+        !everythingPost.allowed_tools.includes(DENIED_TOOL),
+      "the saved allowlist is every tool but the denied one",
+    );
     check(
       posted.every((b) => ["http", "sse", "stdio"].includes(b.body.transport)),
       "no request ever carried transport 'openapi'",
     );
     const everything = posted.find((b) => b.body.name === "everything").body;
-    check(everything.transport === "http" && everything.url === "http://127.0.0.1:3201/mcp", "streamable HTTP → http + url");
+    check(everything.transport === "http" && everything.url === EVERYTHING_URL, "streamable HTTP → http + url");
     const petstore = posted.filter((b) => b.body.name === "petstore").at(-1).body;
     check(petstore.transport === "http" && petstore.spec_location === SPEC_PATH, "OpenAPI → http + spec_location");
     check(!("url" in petstore), "the OpenAPI server is sent without a url");
@@ -219,24 +293,51 @@ async function main() {
       "the update is sent as http + spec_location",
     );
     await assertEveryInputLabelled(page, "servers list");
+    // The list's own test: health and tool count of the row.
+    const everythingRow = page.locator('tr[data-server="everything"]');
+    await page.getByRole("button", { name: "Test everything" }).click();
+    await everythingRow.locator(".health-ok", { hasText: "Last connect ok" }).waitFor({ timeout: 30_000 });
+    const countText = await everythingRow.locator(".tool-count").textContent();
+    check(countText === `${toolCount - 1} of ${toolCount}`, `the list shows the tool count ("${countText}")`);
+    check(
+      (await petstoreRow.locator(".health").textContent()) === "Not checked yet",
+      "a server nothing connected to yet is not checked",
+    );
     await shot(page, "06-servers");
     await readmeShot(page, "servers");
     const idOf = async (name) =>
       (await page.locator(`tr[data-server="${name}"] th a`).getAttribute("href")).split("/").pop();
     const petstoreId = await idOf("petstore");
 
-    // --- an OAuth2 server with nothing but its URL (the hub discovers the rest) -------------------
+    // --- an OAuth2 server: "Discover" fills its endpoints from the real authorization server -------
     await page.getByRole("button", { name: "Add server" }).click();
     await page.getByLabel("Name", { exact: true }).fill("notes");
-    await page.getByLabel("MCP endpoint URL").fill(`${ISSUER}/mcp`);
     await page.getByLabel("Auth type").selectOption("oauth2");
-    await page.getByLabel("Authorization URL").waitFor();
+    await page.getByRole("button", { name: "Discover" }).click();
+    await page.locator("#discover-error").waitFor();
+    check(/enter it first/.test(await page.locator("#discover-error").textContent()), "discover asks for the URL first");
+    await page.getByLabel("MCP endpoint URL").fill(`${ISSUER}/mcp`);
+    await page.getByRole("button", { name: "Discover" }).click();
+    await page.getByText(/^Found the authorization server /).waitFor({ timeout: 30_000 });
+    const metadata = await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json();
+    check(
+      (await page.getByLabel("Authorization URL").inputValue()) === metadata.authorization_endpoint &&
+        (await page.getByLabel("Token URL").inputValue()) === metadata.token_endpoint &&
+        (await page.getByLabel(/^Registration URL/).inputValue()) === metadata.registration_endpoint,
+      "discover fills the authorization, token and registration URLs",
+    );
+    check((await page.getByLabel(/^Scopes/).inputValue()) === "mcp:tools", "discover fills the scopes");
     await assertEveryInputLabelled(page, "OAuth2 server form");
+    await assertKeyboardReachesEverything(page, "main form", "OAuth2 server form");
     await shot(page, "06b-server-form-oauth2");
     await page.getByRole("button", { name: "Add server" }).click();
     await page.locator('tr[data-server="notes"]').waitFor();
     const notes = apiBodies.filter((b) => b.method === "POST" && b.body.name === "notes").at(-1).body;
-    check(notes.auth_type === "oauth2" && !("authorization_url" in notes), "empty OAuth fields are not sent");
+    check(
+      notes.auth_type === "oauth2" && notes.authorization_url === metadata.authorization_endpoint,
+      "the discovered endpoints are saved",
+    );
+    check(!("client_id" in notes), "empty OAuth fields are not sent");
     const notesId = await idOf("notes");
 
     // --- delete a server (with its confirm step) ------------------------------------------------
@@ -341,17 +442,39 @@ async function main() {
     await assertNoSecretInLocalStorage(page, "after the user signs in");
     await shot(page, "10-user-connections");
 
-    // --- the user connects the OAuth server through the real authorization server --------------
-    // (the connect link is what the hub's MCP errors and `{alias}__connect` tools hand out)
+    // Every server alice may use is listed, connected or not.
+    await page.locator('li[data-server="notes"]').waitFor();
+    const states = Object.fromEntries(
+      await page.locator("li.connection").evaluateAll((cards) =>
+        cards.map((c) => [c.getAttribute("data-server"), c.querySelector(".state")?.textContent]),
+      ),
+    );
+    check(
+      states.notes === "Not connected" && states.petstore === "Not connected" && states.everything === "No connection needed",
+      `My connections lists every usable server with its state (${JSON.stringify(states)})`,
+    );
+    await assertKeyboardReachesEverything(page, "main", "my connections");
+
+    // --- the connect link (what the hub's MCP errors and `{alias}__connect` tools hand out) --------
     await page.goto(`${HUB_URL}/ui/servers/${notesId}/connect`);
-    await page.getByRole("heading", { name: /^Connect / }).waitFor();
+    await page.getByRole("heading", { name: "Connect notes" }).waitFor();
+    check((await page.getByRole("heading", { name: /API key/ }).count()) === 0, "an OAuth server offers no key form");
     await assertEveryInputLabelled(page, "connect page");
     await shot(page, "11-user-connect-page");
+
+    // --- the user connects the OAuth server from My connections, through the real authorization server
+    await page.getByRole("link", { name: "← My connections" }).click();
+    const notesCard = page.locator('li[data-server="notes"]');
+    await notesCard.locator(".state", { hasText: /^Not connected$/ }).waitFor();
     await context.setExtraHTTPHeaders({ "X-Test-User": "alice" }); // the test AS's "login"
-    await page.getByRole("button", { name: /^Connect / }).click();
+    // The flow starts and ends on this page: wait for the way back through the hub's callback.
+    const callback = page.waitForRequest((r) => r.url().startsWith(`${HUB_URL}/v1/oauth/callback`), {
+      timeout: 30_000,
+    });
+    await notesCard.getByRole("button", { name: "Connect notes" }).click();
+    await callback;
     await page.waitForURL(`${HUB_URL}/ui/connections`, { timeout: 30_000 });
     await context.setExtraHTTPHeaders({});
-    const notesCard = page.locator('li[data-server="notes"]');
     await notesCard.waitFor();
     await notesCard.locator(".state", { hasText: /^Connected$/ }).waitFor();
     const expiry = await notesCard.locator(".muted").textContent();
@@ -362,8 +485,8 @@ async function main() {
     await readmeShot(page, "connections");
     await notesCard.getByRole("button", { name: "Disconnect notes" }).click();
     await page.getByText("Disconnected notes.").waitFor();
-    await notesCard.waitFor({ state: "detached" });
-    check(true, "disconnecting removes the user's OAuth connection");
+    await notesCard.locator(".state", { hasText: /^Not connected$/ }).waitFor();
+    check(true, "disconnecting removes the user's OAuth connection; the server stays listed");
     await assertNoSecretInLocalStorage(page, "after disconnecting");
 
     // --- the user saves a BYOK key (write-only) through the connect page -----------------------

@@ -32,7 +32,7 @@ function Page(props: { route: string; session: Session; client: ApiClient }) {
   const connectMatch = /^\/servers\/([^/]+)\/connect$/.exec(route);
   if (connectMatch?.[1]) {
     const serverId = decodeURIComponent(connectMatch[1]);
-    return <ConnectPage key={serverId} client={client} role={session.role} serverId={serverId} />;
+    return <ConnectPage key={serverId} client={client} serverId={serverId} />;
   }
   if (admin && route === "/servers") return <ServersPage client={client} />;
   if (admin && route === "/servers/new") return <ServerFormPage client={client} serverId={null} />;
@@ -41,8 +41,8 @@ function Page(props: { route: string; session: Session; client: ApiClient }) {
     return <ServerFormPage key={serverMatch[1]} client={client} serverId={decodeURIComponent(serverMatch[1])} />;
   }
   if (admin && route === "/users") return <UsersPage client={client} />;
-  if (route === "/connections") return <ConnectionsPage client={client} role={session.role} />;
-  if (route === "/setup") return <ClientSetupPage client={client} role={session.role} />;
+  if (route === "/connections") return <ConnectionsPage client={client} />;
+  if (route === "/setup") return <ClientSetupPage client={client} />;
   return <Redirect to={homeOf(session)} />;
 }
 

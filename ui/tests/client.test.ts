@@ -44,7 +44,7 @@ describe("ApiClient", () => {
     const client = new ApiClient("k", "", fakeFetch(401, { detail: "unknown or revoked API key" }), (m) =>
       reasons.push(m),
     );
-    await expect(client.listCredentials()).rejects.toThrow("unknown or revoked API key");
+    await expect(client.listMyServers()).rejects.toThrow("unknown or revoked API key");
     expect(reasons).toEqual(["unknown or revoked API key"]);
   });
 

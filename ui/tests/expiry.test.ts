@@ -1,12 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  describeConnection,
-  describeExpiry,
-  formatDuration,
-  mergeConnections,
-  normalizeConnection,
-  parseTimestamp,
-} from "../src/utils/expiry";
+import type { MyServer } from "../src/api/types";
+import { connectionOf, describeConnection, describeExpiry, formatDuration, parseTimestamp } from "../src/utils/expiry";
 
 const NOW = new Date("2026-11-27T12:00:00Z");
 const MIN = 60_000;
@@ -33,8 +27,20 @@ describe("expiry display", () => {
   });
 
   it("computes each connection state from the raw expires_at", () => {
-    const base = { server_id: "s1", server_name: "gh", type: "oauth2" as const, status: "active" };
-    const state = (row: object) => describeConnection(normalizeConnection({ ...base, ...row })!, NOW);
+    const base: MyServer = {
+      id: "s1",
+      name: "gh",
+      alias: "gh",
+      description: null,
+      auth_type: "oauth2",
+      per_user: true,
+      credential_type: "oauth2",
+      credential_status: "active",
+      expires_at: null,
+      connected_at: "2026-11-27T10:00:00",
+      connect_url: "http://hub/ui/servers/s1/connect",
+    };
+    const state = (row: Partial<MyServer>) => describeConnection(connectionOf({ ...base, ...row }), NOW);
     expect(state({ expires_at: "2026-11-27T15:00:00" })).toEqual({
       state: "connected",
       label: "Connected",
@@ -43,30 +49,43 @@ describe("expiry display", () => {
     expect(state({ expires_at: "2026-11-27T12:20:00Z" })).toMatchObject({ state: "expiring", detail: "expires in 20 min" });
     expect(state({ expires_at: "2026-11-27T11:59:00Z" })).toMatchObject({ state: "expired", label: "Expired" });
     expect(state({ expires_at: null })).toMatchObject({ state: "connected", detail: null });
-    expect(state({ status: "needs_reconnect", expires_at: "2026-11-28T00:00:00Z" })).toMatchObject({
+    expect(state({ credential_status: "needs_reconnect", expires_at: "2026-11-28T00:00:00Z" })).toMatchObject({
       state: "needs_reconnect",
       label: "Needs reconnect",
     });
-    expect(
-      describeConnection(
-        { serverId: "s", serverName: "s", authType: "oauth2", credentialType: null, expiresAt: null, needsReconnect: false },
-        NOW,
-      ),
-    ).toMatchObject({ state: "not_connected", label: "Not connected" });
+    expect(state({ credential_type: null, credential_status: null })).toMatchObject({
+      state: "not_connected",
+      label: "Not connected",
+    });
+    // A server with shared access needs nothing from the user, whatever else the row says.
+    expect(state({ auth_type: "none", per_user: false, credential_type: null })).toMatchObject({
+      state: "not_needed",
+      label: "No connection needed",
+    });
   });
 
-  it("adds a not-connected row for each per-user server without a credential", () => {
-    const merged = mergeConnections(
-      [{ server_id: "s2", server_name: "gh", type: "oauth2", status: "active", expires_at: null }],
-      [
-        { id: "s1", name: "keys", auth_type: "byok" },
-        { id: "s2", name: "gh", auth_type: "oauth2" },
-        { id: "s3", name: "plain", auth_type: "none" },
-      ],
-    );
-    expect(merged.map((c) => [c.serverName, c.authType, c.credentialType])).toEqual([
-      ["gh", "oauth2", "oauth2"],
-      ["keys", "byok", null],
-    ]);
+  it("reads a /v1/me/servers row", () => {
+    const connection = connectionOf({
+      id: "s2",
+      name: "keys",
+      alias: "keys",
+      description: null,
+      auth_type: "byok",
+      per_user: true,
+      credential_type: "byok",
+      credential_status: "needs_reconnect",
+      expires_at: null,
+      connected_at: null,
+      connect_url: null,
+    });
+    expect(connection).toEqual({
+      serverId: "s2",
+      serverName: "keys",
+      authType: "byok",
+      perUser: true,
+      credentialType: "byok",
+      expiresAt: null,
+      needsReconnect: true,
+    });
   });
 });

@@ -1,10 +1,13 @@
 /** The one API client: Bearer key, JSON in and out, errors as `ApiError` with a readable message. */
 import { extractErrorMessage } from "../utils/errors";
 import type {
-  CredentialRow,
+  ConnectionTest,
+  DiscoveredOAuth,
   KeyCreated,
   KeyOut,
+  MyServer,
   Page,
+  ServerHealth,
   ServerOut,
   ServerPayload,
   UserOut,
@@ -99,6 +102,23 @@ export class ApiClient {
   deleteServer(id: string): Promise<null> {
     return this.request("DELETE", `/v1/servers/${encodeURIComponent(id)}`);
   }
+  /** Connects with the signed-in admin's own credential and lists the saved server's tools. */
+  testServer(id: string): Promise<ConnectionTest> {
+    return this.request("POST", `/v1/servers/${encodeURIComponent(id)}/test`);
+  }
+  /** The same for a form not saved yet; the payload comes from `buildServerPayload` (never "openapi"). */
+  testServerForm(payload: ServerPayload): Promise<ConnectionTest> {
+    return this.request("POST", "/v1/servers/test", { body: payload });
+  }
+  async serverHealth(ids: string[]): Promise<ServerHealth[]> {
+    if (ids.length === 0) return [];
+    const query = ids.map((id) => `server_id=${encodeURIComponent(id)}`).join("&");
+    const answer = await this.request<{ items: ServerHealth[] }>("GET", `/v1/server-health?${query}`);
+    return answer.items;
+  }
+  discoverOAuth(url: string): Promise<DiscoveredOAuth> {
+    return this.request("POST", "/v1/oauth/discover", { body: { url } });
+  }
 
   listUsers(cursor: string | null = null, limit = 50): Promise<Page<UserOut>> {
     return this.request("GET", "/v1/users", { query: { limit, cursor } });
@@ -119,8 +139,9 @@ export class ApiClient {
 
   // --- the signed-in user's own credentials ---------------------------------------------------------
 
-  listCredentials(cursor: string | null = null, limit = 200): Promise<Page<CredentialRow>> {
-    return this.request("GET", "/v1/credentials", { query: { limit, cursor } });
+  /** Every server the signed-in user may use, with the state of their own credential for it. */
+  listMyServers(cursor: string | null = null, limit = 200): Promise<Page<MyServer>> {
+    return this.request("GET", "/v1/me/servers", { query: { limit, cursor } });
   }
   /** `redirect` is the UI path the hub's OAuth callback sends the browser back to. */
   startOAuth(serverId: string, redirect: string): Promise<{ authorization_url: string }> {

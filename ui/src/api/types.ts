@@ -58,6 +58,7 @@ export interface ServerPayload {
   auth_type?: AuthType;
   authorization_url?: string | null;
   token_url?: string | null;
+  registration_url?: string | null;
   client_id?: string | null;
   client_secret?: string;
   scopes?: string[];
@@ -96,20 +97,50 @@ export interface KeyCreated extends KeyOut {
   key: string;
 }
 
-/**
- * One row of GET /v1/credentials as this UI reads it. The endpoint is being written alongside the UI;
- * the reader (`normalizeConnection`) tolerates the server named flat or nested, and rows for servers
- * the user has not connected yet (`type: null`).
- */
-export interface CredentialRow {
-  id?: string | null;
-  server_id?: string;
-  server_name?: string;
-  server?: { id?: string; name?: string; auth_type?: string } | null;
-  auth_type?: string | null;
-  type?: "oauth2" | "byok" | null;
-  expires_at?: string | null;
-  status?: string | null;
-  needs_reconnect?: boolean | null;
-  updated_at?: string | null;
+/** One tool as "test connection" lists it; `allowed` follows the server's `allowed_tools`. */
+export interface ToolInfo {
+  name: string;
+  description: string | null;
+  allowed: boolean;
+}
+
+/** POST /v1/servers/{id}/test and POST /v1/servers/test. */
+export interface ConnectionTest {
+  server_id: string | null;
+  tools: ToolInfo[];
+  allowed_tools: string[] | null;
+}
+
+/** GET /v1/server-health: what the hub process last saw of a server. */
+export interface ServerHealth {
+  server_id: string;
+  state: "ok" | "failed" | "unknown";
+  checked_at: string | null;
+  error: string | null;
+  tool_count: number | null;
+}
+
+/** POST /v1/oauth/discover: the authorization server of an MCP server URL, in the form's terms. */
+export interface DiscoveredOAuth {
+  issuer: string | null;
+  authorization_url: string;
+  token_url: string;
+  registration_url: string | null;
+  scopes: string[];
+  resource_metadata_url: string | null;
+}
+
+/** GET /v1/me/servers: a server the signed-in user may use, with their own credential's state. */
+export interface MyServer {
+  id: string;
+  name: string;
+  alias: string;
+  description: string | null;
+  auth_type: string;
+  per_user: boolean;
+  credential_type: "oauth2" | "byok" | null;
+  credential_status: string | null;
+  expires_at: string | null;
+  connected_at: string | null;
+  connect_url: string | null;
 }

@@ -1,26 +1,21 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError, allPages } from "../api/client";
 import { CopyButton, ErrorText, PageTitle, inputValue } from "../components/common";
-import type { Role } from "../utils/session";
 import { CLIENTS, type ClientKind, KEY_PLACEHOLDER, clientConfig, endpointUrl } from "../utils/clientConfig";
-import { normalizeConnection } from "../utils/expiry";
 
-async function serverNames(client: ApiClient, role: Role): Promise<string[]> {
-  if (role === "admin") {
-    return (await allPages((cursor) => client.listServers(cursor, 200))).map((server) => server.name);
-  }
-  const rows = await allPages((cursor) => client.listCredentials(cursor));
-  return rows.map(normalizeConnection).flatMap((c) => (c ? [c.serverName] : []));
+/** The servers the signed-in key may use: what a client configured with that key can reach. */
+async function serverNames(client: ApiClient): Promise<string[]> {
+  return (await allPages((cursor) => client.listMyServers(cursor))).map((server) => server.name);
 }
 
-export function ClientSetupPage(props: { client: ApiClient; role: Role }) {
+export function ClientSetupPage(props: { client: ApiClient }) {
   const [names, setNames] = useState<string[]>([]);
   const [server, setServer] = useState("");
   const [kind, setKind] = useState<ClientKind>("claude_code");
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    serverNames(props.client, props.role)
+    serverNames(props.client)
       .then(setNames)
       .catch((caught) =>
         setError(
@@ -29,7 +24,7 @@ export function ClientSetupPage(props: { client: ApiClient; role: Role }) {
             : "The server list is unavailable.",
         ),
       );
-  }, [props.client, props.role]);
+  }, [props.client]);
 
   const origin = window.location.origin;
   const chosen = server || null;

@@ -2,19 +2,18 @@ import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
 import { ErrorText, Link, PageTitle } from "../components/common";
 import { BASE, navigate } from "../router";
-import { normalizeConnection } from "../utils/expiry";
-import type { Role } from "../utils/session";
 import { ByokForm } from "./Connections";
 
 type Kind = "oauth2" | "byok" | "none" | "unknown";
 
 /**
  * /ui/servers/{id}/connect: where the hub's "not connected" errors and `{alias}__connect` tools send a
- * person (mcp_hub/credentials/oauth.py `connect_url`). A user key cannot read the server's settings, so
- * when its auth type is unknown the page offers both ways and the hub's answer settles which applies.
+ * person (mcp_hub/credentials/oauth.py `connect_url`). GET /v1/me/servers says how the server is
+ * connected; until it has answered (or if it fails) the page offers both ways and the hub's answer to
+ * the attempt settles which applies.
  */
-export function ConnectPage(props: { client: ApiClient; role: Role; serverId: string }) {
-  const { client, role, serverId } = props;
+export function ConnectPage(props: { client: ApiClient; serverId: string }) {
+  const { client, serverId } = props;
   const [name, setName] = useState<string | null>(null);
   const [kind, setKind] = useState<Kind>("unknown");
   const [connected, setConnected] = useState<"oauth2" | "byok" | null>(null);
@@ -25,20 +24,16 @@ export function ConnectPage(props: { client: ApiClient; role: Role; serverId: st
     let cancelled = false;
     (async () => {
       try {
-        const rows = await allPages((cursor) => client.listCredentials(cursor));
-        const mine = rows.map(normalizeConnection).find((c) => c?.serverId === serverId) ?? null;
+        const servers = await allPages((cursor) => client.listMyServers(cursor));
+        const mine = servers.find((server) => server.id === serverId);
         if (cancelled) return;
-        if (mine) {
-          setName(mine.serverName);
-          setConnected(mine.credentialType);
-          if (mine.credentialType) setKind(mine.credentialType);
+        if (!mine) {
+          setError("This server is not available to you: it does not exist, or it is not shared with you.");
+          return;
         }
-        if (role === "admin") {
-          const server = await client.getServer(serverId);
-          if (cancelled) return;
-          setName(server.name);
-          setKind(server.auth_type === "oauth2" || server.auth_type === "byok" ? server.auth_type : "none");
-        }
+        setName(mine.name);
+        setConnected(mine.credential_type);
+        setKind(mine.auth_type === "oauth2" || mine.auth_type === "byok" ? mine.auth_type : "none");
       } catch (caught) {
         if (!cancelled) setError(caught instanceof ApiError ? caught.message : "Could not load the server.");
       }
@@ -46,7 +41,7 @@ export function ConnectPage(props: { client: ApiClient; role: Role; serverId: st
     return () => {
       cancelled = true;
     };
-  }, [client, role, serverId]);
+  }, [client, serverId]);
 
   const label = name ?? "this server";
 

@@ -1,9 +1,15 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
-import type { Role } from "../utils/session";
 import { ErrorText, Notice, PageTitle, inputValue } from "../components/common";
 import { BASE } from "../router";
-import { type Connection, describeConnection, mergeConnections } from "../utils/expiry";
+import { type Connection, connectionOf, describeConnection } from "../utils/expiry";
+
+const AUTH_BADGES: Record<string, string> = {
+  none: "Shared",
+  static: "Shared",
+  oauth2: "OAuth2",
+  byok: "BYOK",
+};
 
 function message(caught: unknown, fallback: string): string {
   return caught instanceof ApiError ? caught.message : fallback;
@@ -55,8 +61,8 @@ export function ByokForm(props: {
   );
 }
 
-export function ConnectionsPage(props: { client: ApiClient; role: Role }) {
-  const { client, role } = props;
+export function ConnectionsPage(props: { client: ApiClient }) {
+  const { client } = props;
   const [connections, setConnections] = useState<Connection[] | null>(null);
   const [returned] = useState(returnedFromProvider);
   const [error, setError] = useState<string | null>(returned.error);
@@ -65,12 +71,10 @@ export function ConnectionsPage(props: { client: ApiClient; role: Role }) {
 
   const load = async () => {
     try {
-      const [rows, servers] = await Promise.all([
-        allPages((cursor) => client.listCredentials(cursor)),
-        // Only an admin key can list servers; for a user the hub lists the credentials they have.
-        role === "admin" ? allPages((cursor) => client.listServers(cursor, 200)) : Promise.resolve(null),
-      ]);
-      setConnections(mergeConnections(rows, servers));
+      const servers = await allPages((cursor) => client.listMyServers(cursor));
+      // Servers that need the user's own credential first: they are the ones to act on.
+      const connections = servers.map(connectionOf);
+      setConnections([...connections.filter((c) => c.perUser), ...connections.filter((c) => !c.perUser)]);
       setNow(new Date());
     } catch (caught) {
       setConnections([]);
@@ -83,7 +87,7 @@ export function ConnectionsPage(props: { client: ApiClient; role: Role }) {
     // The expiry labels are computed from the raw timestamps; refresh them while the page is open.
     const timer = window.setInterval(() => setNow(new Date()), 30_000);
     return () => window.clearInterval(timer);
-  }, [client, role]);
+  }, [client]);
 
   const act = async (run: () => Promise<unknown>, done: string, failed: string): Promise<boolean> => {
     setError(null);
@@ -117,18 +121,14 @@ export function ConnectionsPage(props: { client: ApiClient; role: Role }) {
     <main id="main">
       <PageTitle>My connections</PageTitle>
       <p>
-        Each server you may use, and the account you connected to it. The hub calls the server with your own
-        credential.
+        Every server you may use. Those marked OAuth2 or BYOK are called with your own account: connect it
+        here; the others work as they are.
       </p>
       <ErrorText message={error} />
       <Notice message={notice} />
       {connections === null ? <p aria-live="polite">Loading…</p> : null}
       {connections !== null && connections.length === 0 && !error ? (
-        <p class="empty">
-          {role === "admin"
-            ? "No server needs a connection from you: none uses OAuth2 or BYOK."
-            : "You have not connected any account yet. Your MCP client shows a connect link for each server that needs one."}
-        </p>
+        <p class="empty">No server is shared with you yet: ask an admin.</p>
       ) : null}
       <ul class="connections">
         {(connections ?? []).map((connection) => {
@@ -139,6 +139,7 @@ export function ConnectionsPage(props: { client: ApiClient; role: Role }) {
             <li key={connection.serverId} class="card connection" data-server={connection.serverName}>
               <div class="connection-head">
                 <h2>{connection.serverName}</h2>
+                <span class="badge">{AUTH_BADGES[connection.authType] ?? connection.authType}</span>
                 <span class={`state state-${display.state}`}>{display.label}</span>
                 {display.detail ? <span class="muted">{display.detail}</span> : null}
               </div>

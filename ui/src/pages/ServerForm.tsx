@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError } from "../api/client";
-import type { ServerOut, UserOut } from "../api/types";
-import { ErrorText, Link, PageTitle, inputChecked, inputValue } from "../components/common";
+import type { ServerOut, ToolInfo, UserOut } from "../api/types";
+import { ErrorText, Link, Notice, PageTitle, inputChecked, inputValue } from "../components/common";
 import { navigate } from "../router";
 import {
   ACCESS_OPTIONS,
@@ -16,6 +16,18 @@ import {
   emptyServerForm,
   formFromServer,
 } from "../utils/transport";
+import { allowedCount, isToolAllowed, toggleTool } from "../utils/tools";
+
+type TestState =
+  | { status: "idle" }
+  | { status: "running" }
+  | { status: "done"; tools: ToolInfo[] }
+  | { status: "failed"; message: string };
+
+function failure(caught: unknown, fallback: string): string {
+  if (caught instanceof FormError) return caught.message;
+  return caught instanceof ApiError ? caught.message : fallback;
+}
 
 export function ServerFormPage(props: { client: ApiClient; serverId: string | null }) {
   const { client, serverId } = props;
@@ -25,6 +37,12 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
   const [users, setUsers] = useState<UserOut[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [test, setTest] = useState<TestState>({ status: "idle" });
+  const [discovery, setDiscovery] = useState<{ busy: boolean; error: string | null; notice: string | null }>({
+    busy: false,
+    error: null,
+    notice: null,
+  });
 
   useEffect(() => {
     let cancelled = false;
@@ -75,6 +93,49 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
     }
   };
 
+  /**
+   * A saved server is tested as saved (its write-only secrets never come back to the form); a new one is
+   * tested as the form describes it, mapped exactly as a save would map it (OpenAPI → http + spec).
+   */
+  const testConnection = async () => {
+    setTest({ status: "running" });
+    try {
+      const result = serverId
+        ? await client.testServer(serverId)
+        : await client.testServerForm(buildServerPayload(form, "create"));
+      setTest({ status: "done", tools: result.tools });
+    } catch (caught) {
+      setTest({ status: "failed", message: failure(caught, "The connection test did not complete.") });
+    }
+  };
+
+  const discover = async () => {
+    const url = form.url.trim();
+    if (!url || (form.transport !== "streamable_http" && form.transport !== "sse")) {
+      setDiscovery({ busy: false, notice: null, error: "Discover needs the server's MCP endpoint URL: enter it first." });
+      return;
+    }
+    setDiscovery({ busy: true, error: null, notice: null });
+    try {
+      const found = await client.discoverOAuth(url);
+      setForm((current) => ({
+        ...current,
+        authorizationUrl: found.authorization_url,
+        tokenUrl: found.token_url,
+        registrationUrl: found.registration_url ?? "",
+        scopes: found.scopes.length > 0 ? found.scopes.join(" ") : current.scopes,
+      }));
+      setDiscovery({
+        busy: false,
+        error: null,
+        notice: `Found the authorization server${found.issuer ? ` ${found.issuer}` : ""}; the fields below are filled in.`,
+      });
+    } catch (caught) {
+      setDiscovery({ busy: false, notice: null, error: failure(caught, "Discovery did not complete.") });
+    }
+  };
+
+  const toolNames = test.status === "done" ? test.tools.map((tool) => tool.name) : [];
   const secretHint = (isSet: boolean) => (editing && isSet ? "Stored; leave blank to keep it." : undefined);
   const headerStored = Boolean(stored && stored.header_names.length > 0);
 
@@ -240,6 +301,14 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
                 All optional: without an authorization URL the hub discovers it from the server; without a client
                 id it registers itself.
               </p>
+              <div class="buttons">
+                <button type="button" onClick={discover} disabled={discovery.busy} aria-describedby="discover-hint">
+                  {discovery.busy ? "Discovering…" : "Discover"}
+                </button>
+                <small id="discover-hint">Fills the fields from the server's OAuth metadata (RFC 9728, RFC 8414).</small>
+              </div>
+              <ErrorText id="discover-error" message={discovery.error} />
+              <Notice message={discovery.notice} />
               <label for="server-authorization-url">Authorization URL</label>
               <input
                 id="server-authorization-url"
@@ -249,6 +318,13 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
               />
               <label for="server-token-url">Token URL</label>
               <input id="server-token-url" type="url" value={form.tokenUrl} onInput={text("tokenUrl")} />
+              <label for="server-registration-url">Registration URL (dynamic client registration)</label>
+              <input
+                id="server-registration-url"
+                type="url"
+                value={form.registrationUrl}
+                onInput={text("registrationUrl")}
+              />
               <label for="server-client-id">Client id</label>
               <input id="server-client-id" value={form.clientId} onInput={text("clientId")} autocomplete="off" />
               <label for="server-client-secret">Client secret (write-only)</label>
@@ -267,6 +343,28 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
               <input id="server-scopes" value={form.scopes} onInput={text("scopes")} />
             </>
           ) : null}
+        </fieldset>
+
+        <fieldset class="test" aria-describedby="test-hint">
+          <legend>Connection test</legend>
+          <small id="test-hint">
+            {editing
+              ? "Connects with the saved settings (save your changes first) and lists the tools."
+              : "Connects with the settings above, before anything is saved, and lists the tools."}{" "}
+            OAuth2 and BYOK servers are tested with your own connected account.
+          </small>
+          <div class="buttons">
+            <button type="button" onClick={testConnection} disabled={test.status === "running"}>
+              {test.status === "running" ? "Testing…" : "Test connection"}
+            </button>
+            <span role="status" aria-live="polite" class="test-status">
+              {test.status === "running" ? "Connecting to the server…" : null}
+              {test.status === "done"
+                ? `Connected: ${test.tools.length} tool${test.tools.length === 1 ? "" : "s"}.`
+                : null}
+            </span>
+          </div>
+          {test.status === "failed" ? <ErrorText id="test-error" message={test.message} /> : null}
         </fieldset>
 
         <fieldset>
@@ -306,15 +404,44 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
               ))}
             </fieldset>
           ) : null}
-          <label for="server-allowed-tools">Allowed tools (one per line; empty allows all)</label>
-          <textarea
-            id="server-allowed-tools"
-            rows={3}
-            value={form.allowedTools}
-            onInput={text("allowedTools")}
-            aria-describedby="server-allowed-tools-hint"
-          />
-          <small id="server-allowed-tools-hint">Upstream tool names, as the server calls them.</small>
+          {test.status === "done" && test.tools.length > 0 ? (
+            <fieldset class="checks tools" aria-describedby="server-tools-hint">
+              <legend>Tools users may call</legend>
+              <small id="server-tools-hint">
+                Untick a tool to deny it. With every tool ticked, tools the server adds later are allowed too; to
+                allow none, disable the server.
+              </small>
+              {test.tools.map((tool) => {
+                const allowed = isToolAllowed(form.allowedTools, tool.name);
+                return (
+                  <label key={tool.name} class="check tool">
+                    <input
+                      type="checkbox"
+                      checked={allowed}
+                      disabled={allowed && allowedCount(form.allowedTools, toolNames) === 1}
+                      onChange={(e) => set("allowedTools", toggleTool(form.allowedTools, toolNames, tool.name, inputChecked(e)))}
+                    />
+                    <span class="mono">{tool.name}</span>
+                    {tool.description ? <span class="muted">{tool.description}</span> : null}
+                  </label>
+                );
+              })}
+            </fieldset>
+          ) : (
+            <>
+              <label for="server-allowed-tools">Allowed tools (one per line; empty allows all)</label>
+              <textarea
+                id="server-allowed-tools"
+                rows={3}
+                value={form.allowedTools}
+                onInput={text("allowedTools")}
+                aria-describedby="server-allowed-tools-hint"
+              />
+              <small id="server-allowed-tools-hint">
+                Upstream tool names, as the server calls them. Test the connection to pick them from a list.
+              </small>
+            </>
+          )}
           <label class="check">
             <input type="checkbox" checked={form.enabled} onChange={(e) => set("enabled", inputChecked(e))} />
             Enabled

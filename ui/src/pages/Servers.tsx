@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError } from "../api/client";
-import type { ServerOut, UserOut } from "../api/types";
-import { ErrorText, Link, Notice, PageTitle } from "../components/common";
+import type { ServerHealth, ServerOut, UserOut } from "../api/types";
+import { ErrorText, Link, Notice, PageTitle, formatDate } from "../components/common";
 import { navigate } from "../router";
 import { transportLabel, uiTransportOf } from "../utils/transport";
 
@@ -18,11 +18,35 @@ const AUTH_LABELS: Record<string, string> = {
   oauth2: "OAuth2",
 };
 
+/** "3 of 13" when an allowlist narrows what the upstream listed; "—" until something listed them. */
+function toolCount(server: ServerOut, health: ServerHealth | undefined): string {
+  const listed = health?.tool_count;
+  if (listed === null || listed === undefined) return "—";
+  if (server.allowed_tools === null) return String(listed);
+  return `${Math.min(server.allowed_tools.length, listed)} of ${listed}`;
+}
+
 function whoMayUse(server: ServerOut, usersById: Map<string, UserOut>): string {
   if (server.access === "public") return "Anyone (no key needed)";
   if (server.access === "all_users") return "All users";
   if (server.allowed_users.length === 0) return "Nobody yet";
   return server.allowed_users.map((id) => usersById.get(id)?.name ?? id).join(", ");
+}
+
+function HealthCell(props: { health: ServerHealth | undefined; testing: boolean }) {
+  const { health, testing } = props;
+  if (testing) return <span class="health-unknown">Testing…</span>;
+  if (!health || health.state === "unknown") {
+    return <span class="health-unknown">Not checked yet</span>;
+  }
+  const when = health.checked_at ? formatDate(health.checked_at) : null;
+  return (
+    <>
+      <span class={`health-${health.state}`}>{health.state === "ok" ? "Last connect ok" : "Last connect failed"}</span>
+      {health.error ? <div class="muted">{health.error}</div> : null}
+      {when ? <div class="muted">{when}</div> : null}
+    </>
+  );
 }
 
 export function ServersPage(props: { client: ApiClient }) {
@@ -34,6 +58,11 @@ export function ServersPage(props: { client: ApiClient }) {
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<string | null>(null);
+  const [health, setHealth] = useState<Map<string, ServerHealth>>(new Map());
+  const [testing, setTesting] = useState<Set<string>>(new Set());
+
+  const mergeHealth = (entries: ServerHealth[]) =>
+    setHealth((current) => new Map([...current, ...entries.map((entry) => [entry.server_id, entry] as const)]));
 
   const load = async (after: string | null) => {
     setLoading(true);
@@ -42,6 +71,8 @@ export function ServersPage(props: { client: ApiClient }) {
       const page = await client.listServers(after);
       setServers((current) => (after ? [...current, ...page.items] : page.items));
       setCursor(page.next_cursor);
+      // Health is this hub's last view of each upstream; a failure to read it leaves the list usable.
+      client.serverHealth(page.items.map((server) => server.id)).then(mergeHealth, () => {});
       const userPage = await client.listUsers(null, 200);
       setUsers(new Map(userPage.items.map((user) => [user.id, user])));
     } catch (caught) {
@@ -54,6 +85,21 @@ export function ServersPage(props: { client: ApiClient }) {
   useEffect(() => {
     void load(null);
   }, [client]);
+
+  const runTest = async (server: ServerOut) => {
+    setError(null);
+    setTesting((current) => new Set([...current, server.id]));
+    try {
+      const result = await client.testServer(server.id);
+      setNotice(`${server.name}: connected, ${result.tools.length} tools.`);
+    } catch (caught) {
+      setNotice(null);
+      setError(`${server.name}: ${caught instanceof ApiError ? caught.message : "the test did not complete."}`);
+    } finally {
+      setTesting((current) => new Set([...current].filter((id) => id !== server.id)));
+      client.serverHealth([server.id]).then(mergeHealth, () => {});
+    }
+  };
 
   const remove = async (server: ServerOut) => {
     setError(null);
@@ -91,6 +137,8 @@ export function ServersPage(props: { client: ApiClient }) {
                 <th scope="col">Endpoint</th>
                 <th scope="col">Auth</th>
                 <th scope="col">Status</th>
+                <th scope="col">Health</th>
+                <th scope="col">Tools</th>
                 <th scope="col">Who may use it</th>
                 <th scope="col">
                   <span class="visually-hidden">Actions</span>
@@ -114,6 +162,10 @@ export function ServersPage(props: { client: ApiClient }) {
                       {server.enabled ? "Enabled" : "Disabled"}
                     </span>
                   </td>
+                  <td class="health">
+                    <HealthCell health={health.get(server.id)} testing={testing.has(server.id)} />
+                  </td>
+                  <td class="tool-count">{toolCount(server, health.get(server.id))}</td>
                   <td>{whoMayUse(server, users)}</td>
                   <td class="actions">
                     {confirming === server.id ? (
@@ -127,6 +179,9 @@ export function ServersPage(props: { client: ApiClient }) {
                       </>
                     ) : (
                       <>
+                        <button type="button" onClick={() => runTest(server)} disabled={testing.has(server.id)}>
+                          Test<span class="visually-hidden"> {server.name}</span>
+                        </button>
                         <Link to={`/servers/${server.id}`} class="button">
                           Edit<span class="visually-hidden"> {server.name}</span>
                         </Link>

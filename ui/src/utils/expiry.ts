@@ -2,9 +2,9 @@
  * Connection state and expiry, computed in the browser from the raw `expires_at` the API returns
  * (an expired credential still carries its timestamp; the label is never stored server-side).
  */
-import type { CredentialRow } from "../api/types";
+import type { MyServer } from "../api/types";
 
-export type ConnectionState = "connected" | "not_connected" | "expiring" | "expired" | "needs_reconnect";
+export type ConnectionState = "connected" | "not_connected" | "expiring" | "expired" | "needs_reconnect" | "not_needed";
 
 /** An OAuth token that ends within this window shows as "expiring". */
 export const EXPIRING_WINDOW_MS = 60 * 60 * 1000;
@@ -48,58 +48,24 @@ export interface Connection {
   serverId: string;
   serverName: string;
   authType: string;
+  /** Used with each user's own credential (OAuth2 or BYOK); other servers need nothing from the user. */
+  perUser: boolean;
   credentialType: "oauth2" | "byok" | null;
   expiresAt: string | null;
   needsReconnect: boolean;
 }
 
-/** Reads one GET /v1/credentials row, whichever of the tolerated shapes it has. */
-export function normalizeConnection(row: CredentialRow): Connection | null {
-  const serverId = row.server_id ?? row.server?.id;
-  if (!serverId) return null;
-  const credentialType = row.type === "oauth2" || row.type === "byok" ? row.type : null;
-  const status = (row.status ?? "").toLowerCase();
+/** One GET /v1/me/servers row as the pages use it. */
+export function connectionOf(server: MyServer): Connection {
   return {
-    serverId,
-    serverName: row.server_name ?? row.server?.name ?? serverId,
-    authType: row.auth_type ?? row.server?.auth_type ?? credentialType ?? "none",
-    credentialType: status === "not_connected" ? null : credentialType,
-    expiresAt: row.expires_at ?? null,
-    needsReconnect: row.needs_reconnect === true || status === "needs_reconnect",
+    serverId: server.id,
+    serverName: server.name,
+    authType: server.auth_type,
+    perUser: server.per_user,
+    credentialType: server.credential_type,
+    expiresAt: server.expires_at,
+    needsReconnect: server.credential_status === "needs_reconnect",
   };
-}
-
-/**
- * One row per server: the user's credentials, plus (when the caller can see the server list, i.e. an
- * admin) a "not connected" row for every per-user server without one. GET /v1/credentials alone lists
- * only credentials that exist.
- */
-export function mergeConnections(
-  rows: CredentialRow[],
-  servers: ReadonlyArray<{ id: string; name: string; auth_type: string; enabled?: boolean }> | null,
-): Connection[] {
-  const byServer = new Map<string, Connection>();
-  for (const row of rows) {
-    const connection = normalizeConnection(row);
-    if (connection) byServer.set(connection.serverId, connection);
-  }
-  for (const server of servers ?? []) {
-    const perUser = server.auth_type === "oauth2" || server.auth_type === "byok";
-    const known = byServer.get(server.id);
-    if (known) {
-      byServer.set(server.id, { ...known, serverName: server.name, authType: server.auth_type });
-    } else if (perUser && server.enabled !== false) {
-      byServer.set(server.id, {
-        serverId: server.id,
-        serverName: server.name,
-        authType: server.auth_type,
-        credentialType: null,
-        expiresAt: null,
-        needsReconnect: false,
-      });
-    }
-  }
-  return [...byServer.values()].sort((a, b) => a.serverName.localeCompare(b.serverName));
 }
 
 export interface ConnectionDisplay {
@@ -109,6 +75,9 @@ export interface ConnectionDisplay {
 }
 
 export function describeConnection(connection: Connection, now: Date): ConnectionDisplay {
+  if (!connection.perUser) {
+    return { state: "not_needed", label: "No connection needed", detail: "the hub uses the server's shared access" };
+  }
   if (connection.credentialType === null) {
     return { state: "not_connected", label: "Not connected", detail: null };
   }

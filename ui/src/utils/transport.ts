@@ -59,6 +59,7 @@ export interface ServerForm {
   headerTemplate: string;
   authorizationUrl: string;
   tokenUrl: string;
+  registrationUrl: string;
   clientId: string;
   /** Write-only: blank on edit keeps the stored secret. */
   clientSecret: string;
@@ -89,6 +90,7 @@ export function emptyServerForm(): ServerForm {
     headerTemplate: "Bearer {key}",
     authorizationUrl: "",
     tokenUrl: "",
+    registrationUrl: "",
     clientId: "",
     clientSecret: "",
     scopes: "",
@@ -136,7 +138,8 @@ export function splitScopes(value: string): string[] {
     .filter(Boolean);
 }
 
-function lines(value: string): string[] {
+/** Non-blank lines, trimmed (the form's one-per-line fields). */
+export function lines(value: string): string[] {
   return value
     .split("\n")
     .map((line) => line.trim())
@@ -237,9 +240,11 @@ export function buildServerPayload(form: ServerForm, mode: "create" | "update"):
   if (form.authType === "oauth2") {
     const authorizationUrl = blankToNull(form.authorizationUrl);
     const tokenUrl = blankToNull(form.tokenUrl);
+    const registrationUrl = blankToNull(form.registrationUrl);
     const clientId = blankToNull(form.clientId);
     if (authorizationUrl !== null || !creating) payload.authorization_url = authorizationUrl;
     if (tokenUrl !== null || !creating) payload.token_url = tokenUrl;
+    if (registrationUrl !== null || !creating) payload.registration_url = registrationUrl;
     if (clientId !== null || !creating) payload.client_id = clientId;
     if (form.clientSecret) payload.client_secret = form.clientSecret;
     const scopes = splitScopes(form.scopes);
@@ -274,6 +279,7 @@ export function formFromServer(server: ServerOut): ServerForm {
     headerTemplate: server.byok_template ?? base.headerTemplate,
     authorizationUrl: server.authorization_url ?? "",
     tokenUrl: server.token_url ?? "",
+    registrationUrl: server.registration_url ?? "",
     clientId: server.client_id ?? "",
     scopes: server.scopes.join(" "),
     access,
