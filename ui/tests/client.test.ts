@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiClient, ApiError, allPages, probeRole, safeRedirectUrl } from "../src/api/client";
+import { buildServerPayload, emptyServerForm } from "../src/utils/transport";
 
 interface Seen {
   url: string;
@@ -19,6 +20,28 @@ function fakeFetch(status: number, body: unknown, seen: Seen[] = [], statusText 
 }
 
 describe("ApiClient", () => {
+  it("tests an OpenAPI form as http + spec_location, and health for several servers in one call", async () => {
+    const seen: Seen[] = [];
+    const client = new ApiClient("k", "", fakeFetch(200, { server_id: null, tools: [], allowed_tools: null, items: [] }, seen));
+    const form = { ...emptyServerForm(), name: "pets", transport: "openapi" as const, specLocation: "https://api/o.json" };
+    await client.testServerForm(buildServerPayload(form, "create"));
+    expect(seen[0]?.url).toBe("/v1/servers/test");
+    const sent = JSON.parse(String(seen[0]?.init.body)) as Record<string, unknown>;
+    expect(sent.transport).toBe("http");
+    expect(sent.spec_location).toBe("https://api/o.json");
+    expect("url" in sent).toBe(false);
+
+    await client.testServer("a/b");
+    expect(seen[1]?.url).toBe("/v1/servers/a%2Fb/test");
+    expect(seen[1]?.init.method).toBe("POST");
+    await client.serverHealth(["s1", "s 2"]);
+    expect(seen[2]?.url).toBe("/v1/server-health?server_id=s1&server_id=s%202");
+    expect(await client.serverHealth([])).toEqual([]);
+    expect(seen).toHaveLength(3);
+    await client.discoverOAuth("https://x/mcp");
+    expect(JSON.parse(String(seen[3]?.init.body))).toEqual({ url: "https://x/mcp" });
+  });
+
   it("sends the key as a Bearer header, JSON bodies, and drops empty query values", async () => {
     const seen: Seen[] = [];
     const client = new ApiClient("mcph_k", "http://hub", fakeFetch(201, { id: "s1" }, seen));

@@ -107,6 +107,7 @@ describe("transport mapping", () => {
         url: "https://gh.example/mcp",
         authType: "oauth2",
         authorizationUrl: "https://as.example/authorize",
+        registrationUrl: "https://as.example/register",
         clientId: "abc",
         scopes: "read, write repo",
       },
@@ -115,6 +116,7 @@ describe("transport mapping", () => {
     expect(oauth).toMatchObject({
       auth_type: "oauth2",
       authorization_url: "https://as.example/authorize",
+      registration_url: "https://as.example/register",
       client_id: "abc",
       scopes: ["read", "write", "repo"],
     });
