@@ -89,7 +89,23 @@ run(async (page, context) => {
   await page.getByRole("heading", { name: "Add a server" }).waitFor();
   await page.getByLabel("Name", { exact: true }).fill("nowhere");
   await page.getByLabel("MCP endpoint URL").fill("http://127.0.0.1:9/mcp");
+  // Held back a moment on its way to the (real) hub, so the progress state can be seen.
+  let release;
+  let passed;
+  const held = new Promise((resolve) => (release = resolve));
+  const continued = new Promise((resolve) => (passed = resolve));
+  await page.route("**/v1/servers/test", async (route) => {
+    await held;
+    await route.continue();
+    passed();
+  });
   await page.getByRole("button", { name: "Test connection" }).click();
+  await page.getByRole("button", { name: "Testing…" }).waitFor();
+  check(await page.getByRole("button", { name: "Testing…" }).isDisabled(), "the test button shows progress");
+  check((await page.getByText("Connecting to the server…").count()) === 1, "progress is announced");
+  release();
+  await continued;
+  await page.unroute("**/v1/servers/test");
   const testError = page.locator("#test-error");
   await testError.waitFor({ timeout: 30_000 });
   const testErrorText = await testError.textContent();
@@ -205,6 +221,23 @@ run(async (page, context) => {
   );
   await shot(page, "06-servers");
   await readmeShot(page, "servers");
+
+  // --- a saved server's tools, tested as saved: the toggles show its stored allowlist -------------
+  await page.getByRole("link", { name: "Edit everything" }).click();
+  await page.getByRole("heading", { name: "Edit server everything" }).waitFor();
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.getByText(/^Connected: \d+ tools\.$/).waitFor({ timeout: 30_000 });
+  check(
+    !(await page.getByRole("checkbox", { name: new RegExp(`^${DENIED_TOOL}\\b`) }).isChecked()) &&
+      (await page.getByRole("checkbox", { name: /^echo\b/ }).isChecked()),
+    "the edit page's toggles show the saved allowlist",
+  );
+  check(
+    apiBodies.filter((b) => /^\/v1\/servers\/[^/]+\/test$/.test(b.path)).length === 2,
+    "a saved server is tested by id (list and edit page)",
+  );
+  await page.getByRole("link", { name: "Cancel" }).click();
+  await page.getByRole("heading", { name: "Servers", exact: true }).waitFor();
   const idOf = async (name) =>
     (await page.locator(`tr[data-server="${name}"] th a`).getAttribute("href")).split("/").pop();
   const petstoreId = await idOf("petstore");
