@@ -173,6 +173,9 @@ async def test_per_user_servers_are_tested_with_the_admins_own_credential(
         await client.get("/v1/server-health", params={"server_id": "x"}, headers=alice.auth)
     ).status_code == 403
     assert (await client.post("/v1/servers/nope/test", headers=ADMIN)).status_code == 404
+    too_many = [("server_id", f"s{i}") for i in range(201)]
+    assert (await client.get("/v1/server-health", params=too_many, headers=ADMIN)).status_code == 422
+    assert (await client.get("/v1/server-health", headers=ADMIN)).status_code == 422
 
 
 async def test_discover_fills_the_form_from_the_real_authorization_server(
