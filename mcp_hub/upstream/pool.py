@@ -399,6 +399,9 @@ class UpstreamPool:
         while True:
             pooled = self._sessions.get(key)
             if pooled is not None and pooled.dead:
+                # Its owner task books the crash (the restart backoff) only once it has ended; opening
+                # the successor before then would start it with the previous, shorter backoff.
+                await pooled.done.wait()
                 self._forget(key, pooled)
                 pooled = None
             opened_here = pooled is None
