@@ -33,9 +33,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mcp_hub.authserver.passwords import set_password
+from mcp_hub.crypto import generate_key_entry
 from mcp_hub.runtime import Hub
 from mcp_hub.settings import Settings
 from mcp_hub.store.engine import transaction
+from tests.conftest import ADMIN_KEY
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.mcp_peers.procs import echo_upstream
 
@@ -46,18 +48,19 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """The end-to-end tests run on SQLite; tests/authserver/test_storage.py runs on both databases."""
-    yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-
-
-@pytest.fixture
 def access_token_seconds() -> int:
     return 3600
 
 
 @pytest.fixture
-async def as_hub(settings: Settings, access_token_seconds: int) -> AsyncIterator[RunningHub]:
+async def as_hub(tmp_path: Path, access_token_seconds: int) -> AsyncIterator[RunningHub]:
+    """The hub on SQLite (the end-to-end tests are not about the database; test_storage.py runs on both)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        encryption_keys=generate_key_entry(),
+        admin_key=ADMIN_KEY,
+    )
     # No auth cache: a revoked token must fail on the very next request. Loopback is allowlisted so the
     # hub may fetch the test's client ID metadata documents (as tests/credentials does for its AS).
     tuned = settings.model_copy(

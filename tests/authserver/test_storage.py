@@ -1,0 +1,112 @@
+"""The authorization server's storage on SQLite and PostgreSQL: only hashes stored, codes single-use
+under concurrency, idle clients forgotten, passwords hashed with scrypt."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+
+from mcp.server.auth.provider import TokenError
+from mcp.shared.auth import OAuthClientInformationFull
+from sqlalchemy import select, update
+
+from mcp_hub.authserver import clients, tokens
+from mcp_hub.authserver.passwords import set_password, verify_password
+from mcp_hub.runtime import Hub
+from mcp_hub.store.engine import transaction
+from mcp_hub.store.models import OAuthClient, OAuthToken, User, UserPassword, utcnow
+
+
+async def _user(hub: Hub, name: str = "alice") -> str:
+    async with transaction(hub.sessions) as session:
+        user = User(name=name)
+        session.add(user)
+        await session.flush()
+        return user.id
+
+
+async def _client(hub: Hub, secret: str | None = None) -> clients.HubClient:
+    info = OAuthClientInformationFull.model_validate(
+        {
+            "client_id": "client-1",
+            "client_secret": secret,
+            "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+            "token_endpoint_auth_method": "client_secret_post" if secret else "none",
+        }
+    )
+    await clients.register_client(hub, info)
+    found = await clients.get_client(hub, "client-1", fetch_document=False)
+    assert found is not None
+    return found
+
+
+async def _code(hub: Hub, client: clients.HubClient, user_id: str) -> tokens.HubAuthorizationCode:
+    code = await tokens.create_code(
+        hub,
+        client_ref=client.ref,
+        user_id=user_id,
+        redirect_uri="https://claude.ai/api/mcp/auth_callback",
+        redirect_uri_explicit=True,
+        code_challenge="c" * 43,
+        scopes=["mcp"],
+        resource="http://127.0.0.1:4000/mcp",
+    )
+    loaded = await tokens.load_code(hub, client.ref, code)
+    assert loaded is not None
+    return loaded
+
+
+async def test_only_hashes_are_stored(hub: Hub) -> None:
+    user_id = await _user(hub)
+    client = await _client(hub, secret="s3cret-value-" + "x" * 40)
+    code = await _code(hub, client, user_id)
+    issued = await tokens.exchange_code(hub, code)
+    async with transaction(hub.sessions) as session:
+        client_row = await session.scalar(select(OAuthClient))
+        token_rows = (await session.scalars(select(OAuthToken))).all()
+    assert client_row is not None
+    assert client_row.client_secret_hash == hashlib.sha256(("s3cret-value-" + "x" * 40).encode()).hexdigest()
+    assert "s3cret" not in str(client_row.metadata_)
+    stored = {row.token_hash for row in token_rows}
+    assert stored == {tokens.token_hash(issued.access_token), tokens.token_hash(issued.refresh_token or "")}
+
+
+async def test_a_code_is_exchanged_once_even_when_raced(hub: Hub) -> None:
+    user_id = await _user(hub)
+    client = await _client(hub)
+    code = await _code(hub, client, user_id)
+    results = await asyncio.gather(
+        *(tokens.exchange_code(hub, code) for _ in range(4)), return_exceptions=True
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, TokenError)]
+    assert len(winners) == 1 and len(losers) == 3, results
+    # The replays revoked what the winner got.
+    async with transaction(hub.sessions) as session:
+        live = (await session.scalars(select(OAuthToken).where(OAuthToken.revoked_at.is_(None)))).all()
+    assert live == []
+
+
+async def test_idle_clients_are_forgotten(hub: Hub) -> None:
+    client = await _client(hub)
+    async with transaction(hub.sessions) as session:
+        await session.execute(
+            update(OAuthClient)
+            .where(OAuthClient.id == client.ref)
+            .values(last_used_at=utcnow() - timedelta(days=91))
+        )
+    assert await clients.get_client(hub, "client-1", fetch_document=False) is None
+    async with transaction(hub.sessions) as session:
+        assert await session.scalar(select(OAuthClient.id)) is None
+
+
+async def test_passwords_are_scrypt_hashes(hub: Hub) -> None:
+    user_id = await _user(hub)
+    async with transaction(hub.sessions) as session:
+        await set_password(session, user_id, "a long enough password")
+    async with transaction(hub.sessions) as session:
+        stored = await session.scalar(select(UserPassword.password_hash))
+    assert stored is not None and stored.startswith("scrypt$") and "a long enough password" not in stored
+    assert await verify_password("a long enough password", stored)
+    assert not await verify_password("a long enough passwore", stored)
