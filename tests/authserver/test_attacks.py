@@ -500,3 +500,18 @@ async def test_secrets_stay_out_of_logs_and_pages(
     ]
     for secret in secrets_seen:
         assert secret not in caplog.text
+
+
+async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: RunningHub) -> None:
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    public = as_hub.settings.model_copy(update={"public_base_url": "https://hub.example"})
+    async with serve_hub(public) as hub:
+        params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
+        page = await hub.admin.get("/authorize", params=params, headers={"Host": "hub.example"})
+        assert page.status_code == 200, page.text
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("__Host-mcp-hub-csrf=")
+        for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
+            assert attribute in cookie, cookie
+        assert "Domain" not in cookie
+        assert page.headers["x-frame-options"] == "DENY"
