@@ -137,7 +137,13 @@ def _sign_in_page(hub: Hub, req: AuthorizationRequest, csrf: str, error: str | N
         'autocomplete="off"></fieldset>'
         '<button type="submit" id="sign-in">Sign in</button></form>'
     )
-    return _page("Sign in to mcp-hub", body, status=401 if error else 200)
+    # Signing in may answer with the redirect to the client straight away (consent remembered).
+    return _page(
+        "Sign in to mcp-hub",
+        body,
+        status=401 if error else 200,
+        form_targets=redirect_origin(req.redirect_uri),
+    )
 
 
 async def _connections(hub: Hub, user: User) -> list[tuple[McpServer, str | None]]:
@@ -288,6 +294,10 @@ async def _sign_in(hub: Hub, fields: dict[str, str]) -> User | None:
         try:
             async with transaction(hub.sessions) as session:
                 caller = await authenticate_key(session, api_key)
+                if caller.allowed_servers is not None or caller.allowed_tools is not None:
+                    # The grant acts as the whole user: a key limited to some servers or tools must not
+                    # become a token without those limits.
+                    return None
                 return await session.get(User, caller.user_id)
         except AuthenticationError:
             return None
@@ -324,7 +334,13 @@ async def sign_in(request: Request) -> Response:
     user = await _sign_in(hub, fields)
     if user is None:
         log.info("authorization sign-in refused")
-        return _sign_in_page(hub, parsed, csrf, error="Wrong user name and password, or API key.")
+        return _sign_in_page(
+            hub,
+            parsed,
+            csrf,
+            error="Wrong user name and password, or API key (a key limited to some servers or tools "
+            "cannot be used here).",
+        )
     response = await _signed_in_step(hub, parsed, user, csrf)
     await start_session(hub, response, user.id)
     return response

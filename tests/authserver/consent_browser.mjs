@@ -34,15 +34,24 @@ try {
     await page.fill("#password", process.env.HUB_PASSWORD);
   }
   await page.click("#sign-in");
-  await page.waitForSelector("#approve", { timeout: 30000 });
-  const client = await page.textContent("#client-name");
-  const redirectHost = await page.textContent("#redirect-host");
-  const connect = await page.$$eval("button.connect", (buttons) => buttons.map((b) => b.dataset.server));
-  await page.click("#approve");
+  // Consent already given for this client: signing in sends the browser straight back.
+  const next = await Promise.race([
+    page.waitForSelector("#approve", { timeout: 30000 }).then(() => "consent"),
+    landed.then(() => "landed"),
+  ]);
+  let client = null;
+  let redirectHost = null;
+  let connect = [];
+  if (next === "consent") {
+    client = await page.textContent("#client-name");
+    redirectHost = await page.textContent("#redirect-host");
+    connect = await page.$$eval("button.connect", (buttons) => buttons.map((b) => b.dataset.server));
+    await page.click("#approve");
+  }
   await landed;
   const cookies = (await context.cookies()).map(({ name, httpOnly, secure, sameSite, path }) =>
     ({ name, httpOnly, secure, sameSite, path }));
-  console.log(JSON.stringify({ final: page.url(), client, redirectHost, connect, cookies }));
+  console.log(JSON.stringify({ final: page.url(), consentShown: next === "consent", client, redirectHost, connect, cookies }));
 } finally {
   await browser.close();
 }

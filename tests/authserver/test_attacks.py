@@ -515,3 +515,19 @@ async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: Running
             assert attribute in cookie, cookie
         assert "Domain" not in cookie
         assert page.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_key_limited_to_some_servers_cannot_sign_in(as_hub: RunningHub) -> None:
+    frank = await add_person(as_hub, "frank")
+    limited = await as_hub.add_key(frank.user_id, allowed_servers=["one"])
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    async with FormBrowser(as_hub.url) as browser:
+        page = await browser.open(authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1]))
+        refused = await browser.http.post(
+            "/authorize", data={**hidden_fields(page.text, "/authorize"), "api_key": limited}
+        )
+        assert refused.status_code == 401 and "limited to some servers" in refused.text
+        allowed = await browser.http.post(
+            "/authorize", data={**hidden_fields(page.text, "/authorize"), "api_key": frank.api_key}
+        )
+        assert allowed.status_code == 200 and 'id="approve"' in allowed.text

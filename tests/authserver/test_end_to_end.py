@@ -242,3 +242,11 @@ async def test_sdk_client_registers_by_client_id_metadata_document(
     async with transaction(hub_of(as_hub).sessions) as session:
         kinds = (await session.execute(select(OAuthClient.client_id, OAuthClient.kind))).all()
     assert [tuple(row) for row in kinds] == [(doc_url, "cimd")]  # no dynamic registration happened
+
+    # A second install of the same client (new token storage, new browser): carol approved this client
+    # before, so signing in sends Chromium straight back to it (no consent page) and the call works.
+    again: dict[str, Any] = {}
+    second = oauth_provider(as_hub, client_site, carol, MemoryStorage(), again, client_metadata_url=doc_url)
+    headers = await whoami_through_hub(as_hub, second)
+    assert headers["x-user-key"] == "upstream-key-of-carol"
+    assert again["browser"]["consentShown"] is False and again["callback"]["iss"] == as_hub.url
