@@ -7,7 +7,6 @@ choice. After that, errors go back to the client."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -182,7 +181,3 @@ def redirect_origin(uri: str) -> str:
     """For the page's CSP `form-action`: browsers apply it to the redirect that follows a form post."""
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
-
-
-def params_of(mapping: Mapping[str, str]) -> str:
-    return urlencode(list(mapping.items()))

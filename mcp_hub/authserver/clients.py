@@ -31,6 +31,8 @@ from mcp_hub.store.models import OAuthClient, utcnow
 KIND_DCR = "dcr"
 KIND_CIMD = "cimd"
 PUBLIC = "none"
+# Registration is open to anyone: bound what one registration may store.
+MAX_REDIRECT_URIS = 20
 # `last_used_at` is written at most this often (it only feeds idle expiry).
 TOUCH_PRECISION = timedelta(hours=1)
 
@@ -71,6 +73,8 @@ def _registered_metadata(client: OAuthClientInformationFull) -> dict[str, Any]:
 def check_redirect_uris(uris: list[str], private_allowlist: list[str]) -> list[str]:
     if not uris:
         raise RegistrationError("invalid_redirect_uri", "at least one redirect URI is required")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise RegistrationError("invalid_redirect_uri", f"at most {MAX_REDIRECT_URIS} redirect URIs")
     try:
         return [check_registrable(uri, private_allowlist) for uri in uris]
     except RedirectUriError as exc:

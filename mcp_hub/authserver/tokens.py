@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from mcp.server.auth.provider import AuthorizationCode, RefreshToken, TokenError
 from mcp.shared.auth import OAuthToken as OAuthTokenResponse
 from pydantic import AnyUrl
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.auth.keys import Caller
@@ -73,6 +73,7 @@ async def create_code(
 ) -> str:
     code = _new_secret(CODE_PREFIX)
     async with transaction(hub.sessions) as session:
+        await _sweep(session)
         session.add(
             OAuthCode(
                 code_hash=token_hash(code),
@@ -87,6 +88,18 @@ async def create_code(
             )
         )
     return code
+
+
+# Rows past this age after expiry are deleted: long enough to answer a late replay as `invalid_grant`.
+SWEEP_AFTER = timedelta(days=1)
+
+
+async def _sweep(session: AsyncSession) -> None:
+    """Deletes codes and tokens that expired a while ago (both by their `expires_at` index). Run when a
+    code is issued, so the tables stay proportional to live grants without a background job."""
+    cutoff = utcnow() - SWEEP_AFTER
+    await session.execute(delete(OAuthCode).where(OAuthCode.expires_at < cutoff))
+    await session.execute(delete(OAuthToken).where(OAuthToken.expires_at < cutoff))
 
 
 async def load_code(hub: Hub, client_ref: str, code: str) -> HubAuthorizationCode | None:

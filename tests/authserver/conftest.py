@@ -38,6 +38,7 @@ from mcp_hub.runtime import Hub
 from mcp_hub.settings import Settings
 from mcp_hub.store.engine import transaction
 from tests.conftest import ADMIN_KEY
+from tests.credentials.conftest import oidc_as  # noqa: F401 - the real upstream authorization server
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.mcp_peers.procs import echo_upstream
 
@@ -295,8 +296,8 @@ class FormBrowser:
     """An HTTP client that posts the hub's forms as a browser would (cookies kept, no redirects
     followed), for tests that need to look at each response or tamper with a form."""
 
-    def __init__(self, base: str) -> None:
-        self.http = httpx2.AsyncClient(base_url=base, follow_redirects=False, timeout=30)
+    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
+        self.http = httpx2.AsyncClient(base_url=base, follow_redirects=False, timeout=30, headers=headers)
 
     async def __aenter__(self) -> FormBrowser:
         return self

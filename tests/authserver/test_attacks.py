@@ -4,9 +4,12 @@ challenge, registration rules, the claude.ai callback, and the attacks that must
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx2
 import pytest
@@ -21,6 +24,7 @@ from tests.authserver.conftest import (
     pkce_pair,
     query_of,
 )
+from tests.credentials.conftest import AuthServerProcess
 from tests.gateway.conftest import RunningHub, serve_hub
 
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
@@ -531,3 +535,33 @@ async def test_a_key_limited_to_some_servers_cannot_sign_in(as_hub: RunningHub) 
             "/authorize", data={**hidden_fields(page.text, "/authorize"), "api_key": frank.api_key}
         )
         assert allowed.status_code == 200 and 'id="approve"' in allowed.text
+
+
+async def test_connect_button_runs_the_upstream_flow_and_returns_to_consent(
+    as_hub: RunningHub, oidc_as: AuthServerProcess
+) -> None:
+    alice = await add_person(as_hub, "alice")
+    await as_hub.add_server("notes", transport="http", url=oidc_as.resource, auth_type="oauth2")
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    # The upstream authorization server (npm oidc-provider) signs in whoever its X-Test-User names.
+    async with FormBrowser(as_hub.url, headers={"X-Test-User": "alice"}) as browser:
+        page = await browser.open(authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1]))
+        consent = await browser.sign_in(page, alice)
+        assert "<b>notes</b>: not connected" in consent.text
+        moving_on = await browser.http.post(
+            "/authorize/connect", data=hidden_fields(consent.text, "/authorize/connect")
+        )
+        url = html.unescape(re.search(r'id="continue" href="([^"]+)"', moving_on.text).group(1))  # type: ignore[union-attr]
+        assert url.startswith(oidc_as.issuer)
+        for _ in range(12):  # login and consent at the upstream, until it sends the browser back to the hub
+            response = await browser.http.get(url)
+            assert response.status_code in (302, 303), response.text[:300]
+            url = urljoin(url, response.headers["location"])
+            if url.startswith(f"{as_hub.url}/v1/oauth/callback"):
+                break
+        back = await browser.http.get(url)
+        assert back.status_code == 302 and back.headers["location"].startswith("/authorize?")
+        again = await browser.http.get(back.headers["location"])
+        assert "<b>notes</b>: connected" in again.text and 'class="connect"' not in again.text
+        done = await browser.decide(again)
+        assert done.status_code == 302 and query_of(done.headers["location"])["code"]

@@ -15,7 +15,7 @@ from mcp_hub.authserver import clients, tokens
 from mcp_hub.authserver.passwords import set_password, verify_password
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
-from mcp_hub.store.models import OAuthClient, OAuthToken, User, UserPassword, utcnow
+from mcp_hub.store.models import OAuthClient, OAuthCode, OAuthToken, User, UserPassword, utcnow
 
 
 async def _user(hub: Hub, name: str = "alice") -> str:
@@ -110,3 +110,19 @@ async def test_passwords_are_scrypt_hashes(hub: Hub) -> None:
     assert stored is not None and stored.startswith("scrypt$") and "a long enough password" not in stored
     assert await verify_password("a long enough password", stored)
     assert not await verify_password("a long enough passwore", stored)
+
+
+async def test_long_expired_codes_and_tokens_are_swept(hub: Hub) -> None:
+    user_id = await _user(hub)
+    client = await _client(hub)
+    old = await _code(hub, client, user_id)
+    await tokens.exchange_code(hub, old)
+    long_ago = utcnow() - timedelta(days=2)
+    async with transaction(hub.sessions) as session:
+        await session.execute(update(OAuthCode).values(expires_at=long_ago))
+        await session.execute(update(OAuthToken).values(expires_at=long_ago))
+    fresh = await _code(hub, client, user_id)  # issuing a code sweeps
+    async with transaction(hub.sessions) as session:
+        codes = (await session.scalars(select(OAuthCode.id))).all()
+        left = (await session.scalars(select(OAuthToken.id))).all()
+    assert codes == [fresh.row_id] and left == []
