@@ -37,6 +37,7 @@ from mcp_hub.authserver.sessions import (
     set_csrf_cookie,
     start_session,
 )
+from mcp_hub.authserver.throttle import SignInThrottle
 from mcp_hub.authserver.tokens import create_code
 from mcp_hub.credentials.oauth import start_authorization
 from mcp_hub.credentials.routes import set_flow_cookie
@@ -288,7 +289,19 @@ _FORGED = (
 )
 
 
-async def _sign_in(hub: Hub, fields: dict[str, str]) -> User | None:
+class SignInThrottled(Exception):
+    """Too many wrong passwords for this user name from this address, recently."""
+
+
+def _throttle(request: Request) -> SignInThrottle:
+    state = request.app.state
+    if not hasattr(state, "sign_in_throttle"):
+        state.sign_in_throttle = SignInThrottle()
+    throttle: SignInThrottle = state.sign_in_throttle
+    return throttle
+
+
+async def _sign_in(hub: Hub, fields: dict[str, str], throttle: SignInThrottle, address: str) -> User | None:
     api_key = fields.get("api_key", "").strip()
     if api_key:
         try:
@@ -304,6 +317,17 @@ async def _sign_in(hub: Hub, fields: dict[str, str]) -> User | None:
     name, password = fields.get("username", "").strip(), fields.get("password", "")
     if not name or not password:
         return None
+    if throttle.blocked(name, address):
+        raise SignInThrottled
+    user = await _password_user(hub, name, password)
+    if user is None:
+        throttle.failed(name, address)
+    else:
+        throttle.succeeded(name, address)
+    return user
+
+
+async def _password_user(hub: Hub, name: str, password: str) -> User | None:
     async with transaction(hub.sessions) as session:
         row = (
             await session.execute(
@@ -331,7 +355,14 @@ async def sign_in(request: Request) -> Response:
     if isinstance(parsed, Response):
         return parsed
     csrf = fields[CSRF_FIELD]
-    user = await _sign_in(hub, fields)
+    address = request.client.host if request.client else ""
+    try:
+        user = await _sign_in(hub, fields, _throttle(request), address)
+    except SignInThrottled:
+        log.warning("authorization sign-in throttled after repeated wrong passwords")
+        page = _sign_in_page(hub, parsed, csrf, error="Too many wrong passwords: wait 15 minutes.")
+        page.status_code = 429
+        return page
     if user is None:
         log.info("authorization sign-in refused")
         return _sign_in_page(

@@ -565,3 +565,24 @@ async def test_connect_button_runs_the_upstream_flow_and_returns_to_consent(
         assert "<b>notes</b>: connected" in again.text and 'class="connect"' not in again.text
         done = await browser.decide(again)
         assert done.status_code == 302 and query_of(done.headers["location"])["code"]
+
+
+async def test_password_guessing_is_throttled(as_hub: RunningHub) -> None:
+    gina = await add_person(as_hub, "gina")
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    async with FormBrowser(as_hub.url) as browser:
+        page = await browser.open(authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1]))
+        fields = hidden_fields(page.text, "/authorize")
+        for attempt in range(10):
+            wrong = await browser.http.post(
+                "/authorize", data={**fields, "username": "gina", "password": f"guess-{attempt}"}
+            )
+            assert wrong.status_code == 401
+        # Even the right password is refused now, from this address, for this name.
+        right = await browser.http.post(
+            "/authorize", data={**fields, "username": "gina", "password": gina.password}
+        )
+        assert right.status_code == 429 and "Too many wrong passwords" in right.text
+        # The API key still works (its entropy makes guessing pointless).
+        by_key = await browser.http.post("/authorize", data={**fields, "api_key": gina.api_key})
+        assert by_key.status_code == 200 and 'id="approve"' in by_key.text
