@@ -18,6 +18,7 @@ from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import ValidationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -143,6 +144,14 @@ async def get_client(hub: Hub, client_id: str, *, fetch_document: bool) -> HubCl
     except ValidationError as exc:
         fields = ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]}))
         raise ClientDocumentError(f"client metadata document: invalid fields ({fields})") from None
+    try:
+        return await _store_document(hub, client_id, metadata)
+    except IntegrityError:
+        # Another request stored the same client's first fetch a moment ago: update that row instead.
+        return await _store_document(hub, client_id, metadata)
+
+
+async def _store_document(hub: Hub, client_id: str, metadata: dict[str, Any]) -> HubClient:
     async with transaction(hub.sessions) as session:
         row = await session.scalar(
             select(OAuthClient).where(OAuthClient.client_id == client_id).with_for_update()
@@ -158,6 +167,8 @@ async def get_client(hub: Hub, client_id: str, *, fetch_document: bool) -> HubCl
                 fetched_at=now,
             )
             session.add(row)
+        elif row.kind != KIND_CIMD:
+            raise ClientDocumentError("this client_id is already registered another way")
         else:
             row.metadata_ = metadata
             row.fetched_at = now
