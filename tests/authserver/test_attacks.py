@@ -586,3 +586,21 @@ async def test_password_guessing_is_throttled(as_hub: RunningHub) -> None:
         # The API key still works (its entropy makes guessing pointless).
         by_key = await browser.http.post("/authorize", data={**fields, "api_key": gina.api_key})
         assert by_key.status_code == 200 and 'id="approve"' in by_key.text
+
+
+async def test_tokens_follow_the_same_access_rules_as_api_keys(as_hub: RunningHub, echo_http: str) -> None:
+    alice = await add_person(as_hub, "alice")
+    bob = await add_person(as_hub, "bob")
+    await as_hub.add_server(
+        "private", transport="http", url=echo_http, access="listed_users", allowed_users=[bob.user_id]
+    )
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    tokens: dict[str, str] = {}
+    for person in (alice, bob):
+        async with FormBrowser(as_hub.url) as browser:
+            grant = await get_code(browser, person, client_id, CLAUDE_CALLBACK)
+        tokens[person.name] = (await exchange(as_hub, grant)).json()["access_token"]
+    assert await mcp_status(as_hub, tokens["bob"], "/mcp/private") == 200
+    assert await mcp_status(as_hub, bob.api_key, "/mcp/private") == 200
+    assert await mcp_status(as_hub, tokens["alice"], "/mcp/private") == 403
+    assert await mcp_status(as_hub, alice.api_key, "/mcp/private") == 403

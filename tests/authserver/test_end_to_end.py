@@ -88,14 +88,16 @@ def oauth_provider(
     )
 
 
-async def whoami_through_hub(hub: RunningHub, auth: httpx2.Auth) -> dict[str, str]:
+async def whoami_through_hub(
+    hub: RunningHub, auth: httpx2.Auth, path: str = "/mcp", tool: str = "vault__whoami"
+) -> dict[str, str]:
     async with (
         httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30, read=120)) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
+        streamable_http_client(f"{hub.url}{path}", http_client=http) as (read, write),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
-        result = await session.call_tool("vault__whoami", {})
+        result = await session.call_tool(tool, {})
     assert not result.is_error, result
     block = result.content[0]
     assert isinstance(block, types.TextContent)
@@ -144,6 +146,10 @@ async def test_sdk_client_connects_from_nothing_with_dcr_and_chromium(
     provider = oauth_provider(as_hub, client_site, alice, storage, seen)
     headers = await whoami_through_hub(as_hub, provider)
     assert headers["x-user-key"] == "upstream-key-of-alice"  # the call ran as alice
+    # The same token on one server's own endpoint (names unchanged), and the same access rules: bob's key
+    # never shows up for alice.
+    single = await whoami_through_hub(as_hub, provider, path="/mcp/vault", tool="whoami")
+    assert single["x-user-key"] == "upstream-key-of-alice"
 
     assert seen["browser"]["client"] == "E2E test client"
     assert seen["browser"]["redirectHost"] == client_site.origin.removeprefix("http://")
