@@ -13,14 +13,19 @@ from urllib.parse import urljoin
 
 import httpx2
 import pytest
+from sqlalchemy import update
 
+from mcp_hub.authserver.clients import delete_client
 from mcp_hub.authserver.metadata import AS_METADATA_PATHS
+from mcp_hub.store.engine import transaction
+from mcp_hub.store.models import OAuthCode, utcnow
 from tests.authserver.conftest import (
     ClientSite,
     FormBrowser,
     Person,
     add_person,
     hidden_fields,
+    hub_of,
     pkce_pair,
     query_of,
 )
@@ -452,9 +457,6 @@ async def test_refresh_rotation_grace_and_replay(as_hub: RunningHub) -> None:
 
 
 async def test_deleted_client_gets_invalid_client(as_hub: RunningHub) -> None:
-    from mcp_hub.authserver.clients import delete_client
-    from tests.authserver.conftest import hub_of
-
     alice = await add_person(as_hub, "alice")
     client_id = await public_client(as_hub, CLAUDE_CALLBACK)
     async with FormBrowser(as_hub.url) as browser:
@@ -604,3 +606,15 @@ async def test_tokens_follow_the_same_access_rules_as_api_keys(as_hub: RunningHu
     assert await mcp_status(as_hub, bob.api_key, "/mcp/private") == 200
     assert await mcp_status(as_hub, tokens["alice"], "/mcp/private") == 403
     assert await mcp_status(as_hub, alice.api_key, "/mcp/private") == 403
+
+
+async def test_an_expired_code_is_refused(as_hub: RunningHub) -> None:
+    alice = await add_person(as_hub, "alice")
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    async with FormBrowser(as_hub.url) as browser:
+        grant = await get_code(browser, alice, client_id, CLAUDE_CALLBACK)
+    async with transaction(hub_of(as_hub).sessions) as session:
+        await session.execute(update(OAuthCode).values(expires_at=utcnow()))
+    late = await exchange(as_hub, grant)
+    assert late.status_code == 400 and late.json() == {**late.json(), "error": "invalid_grant"}
+    assert "expired" in late.json()["error_description"]
