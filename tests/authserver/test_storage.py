@@ -7,11 +7,13 @@ import asyncio
 import hashlib
 from datetime import timedelta
 
+import pytest
 from mcp.server.auth.provider import TokenError
 from mcp.shared.auth import OAuthClientInformationFull
 from sqlalchemy import select, update
 
 from mcp_hub.authserver import clients, tokens
+from mcp_hub.authserver.cimd import ClientDocumentError
 from mcp_hub.authserver.passwords import set_password, verify_password
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
@@ -126,3 +128,15 @@ async def test_long_expired_codes_and_tokens_are_swept(hub: Hub) -> None:
         codes = (await session.scalars(select(OAuthCode.id))).all()
         left = (await session.scalars(select(OAuthToken.id))).all()
     assert codes == [fresh.row_id] and left == []
+
+
+async def test_metadata_documents_on_internal_addresses_need_the_operator_allowlist(hub: Hub) -> None:
+    # This hub has no MCP_HUB_OAUTH_ALLOWED_HOSTS: loopback and private addresses are refused before
+    # any connection is made (the port below has nothing listening either way).
+    for url in ("https://127.0.0.1:9/client.json", "https://10.0.0.1/client.json", "https://[::1]:9/c.json"):
+        with pytest.raises(ClientDocumentError, match="MCP_HUB_OAUTH_ALLOWED_HOSTS"):
+            await clients.get_client(hub, url, fetch_document=True)
+    with pytest.raises(ClientDocumentError, match="must have a path"):
+        await clients.get_client(hub, "https://client.example/", fetch_document=True)
+    # Only https URLs are metadata documents: anything else is just an unknown client id.
+    assert await clients.get_client(hub, "http://client.example/c.json", fetch_document=True) is None
