@@ -83,8 +83,11 @@ async def fetch_client_document(hub: Hub, url: str) -> ClientDocument:
                 body = await _read_capped(http, url)
     except UnsafeUrlError as exc:
         raise ClientDocumentError(exc.message) from None
-    except TimeoutError:
-        raise ClientDocumentError("fetching the client metadata document took longer than 10 s") from None
+    except (TimeoutError, httpx2.TimeoutException):
+        # Whichever fires first, the total deadline or the client's per-phase one: the same answer.
+        raise ClientDocumentError(
+            f"fetching the client metadata document took longer than {FETCH_TIMEOUT_SECONDS:g} s"
+        ) from None
     except httpx2.HTTPError as exc:
         raise ClientDocumentError(
             f"fetching the client metadata document failed ({type(exc).__name__})"

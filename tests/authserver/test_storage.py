@@ -4,7 +4,10 @@ under concurrency, idle clients forgotten, passwords hashed with scrypt."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,9 +15,10 @@ from mcp.server.auth.provider import TokenError
 from mcp.shared.auth import OAuthClientInformationFull
 from sqlalchemy import select, update
 
-from mcp_hub.authserver import clients, tokens
+from mcp_hub.authserver import cimd, clients, tokens
 from mcp_hub.authserver.cimd import ClientDocumentError
 from mcp_hub.authserver.passwords import set_password, verify_password
+from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import OAuthClient, OAuthCode, OAuthToken, User, UserPassword, utcnow
@@ -140,3 +144,20 @@ async def test_metadata_documents_on_internal_addresses_need_the_operator_allowl
         await clients.get_client(hub, "https://client.example/", fetch_document=True)
     # Only https URLs are metadata documents: anything else is just an unknown client id.
     assert await clients.get_client(hub, "http://client.example/c.json", fetch_document=True) is None
+
+
+async def test_a_metadata_document_that_never_arrives_times_out(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A listener that accepts and then says nothing; the deadline is shortened from 10 s for the test.
+    monkeypatch.setattr(cimd, "FETCH_TIMEOUT_SECONDS", 1.0)
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/client.json"
+        trusting = dataclasses.replace(hub, url_guard=UrlGuard.from_list(["127.0.0.1"]))
+        started = time.monotonic()
+        with pytest.raises(ClientDocumentError, match="longer than"):
+            await clients.get_client(trusting, url, fetch_document=True)
+        assert time.monotonic() - started < 5
+    finally:
+        silent.close()
