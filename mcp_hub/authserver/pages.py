@@ -121,7 +121,7 @@ def _with_csrf(response: Response, hub: Hub, token: str, new: bool) -> Response:
     return response
 
 
-def _sign_in_page(hub: Hub, req: AuthorizationRequest, csrf: str, error: str | None = None) -> HTMLResponse:
+def _sign_in_page(req: AuthorizationRequest, csrf: str, error: str | None = None) -> HTMLResponse:
     problem = f'<p class="err">{html.escape(error)}</p>' if error else ""
     body = (
         f"<p><b>{html.escape(req.client_name)}</b> wants to use this hub's MCP servers as you. "
@@ -164,7 +164,7 @@ async def _connections(hub: Hub, user: User) -> list[tuple[McpServer, str | None
     return [(server, status.get(server.id)) for server in servers]
 
 
-def _connection_item(hub: Hub, server: McpServer, status: str | None, csrf: str, query: str) -> str:
+def _connection_item(server: McpServer, status: str | None, csrf: str, query: str) -> str:
     name = html.escape(server.name)
     state = "connected" if status == "active" else ("needs reconnecting" if status else "not connected")
     if status == "active":
@@ -182,7 +182,7 @@ def _connection_item(hub: Hub, server: McpServer, status: str | None, csrf: str,
 
 async def _consent_page(hub: Hub, req: AuthorizationRequest, user: User, csrf: str) -> HTMLResponse:
     connections = await _connections(hub, user)
-    items = "".join(_connection_item(hub, s, status, csrf, req.query) for s, status in connections)
+    items = "".join(_connection_item(s, status, csrf, req.query) for s, status in connections)
     upstream = (
         f"<p>Your connections to the servers behind this hub:</p><ul>{items}</ul>"
         '<p class="muted">You can connect them now or later; tools of a server you have not connected '
@@ -272,7 +272,7 @@ async def authorize(request: Request) -> Response:
         return parsed
     csrf, new = csrf_token(request, hub.settings)
     user = await session_user(hub, request)
-    response = await _signed_in_step(hub, parsed, user, csrf) if user else _sign_in_page(hub, parsed, csrf)
+    response = await _signed_in_step(hub, parsed, user, csrf) if user else _sign_in_page(parsed, csrf)
     return _with_csrf(response, hub, csrf, new)
 
 
@@ -360,13 +360,12 @@ async def sign_in(request: Request) -> Response:
         user = await _sign_in(hub, fields, _throttle(request), address)
     except SignInThrottled:
         log.warning("authorization sign-in throttled after repeated wrong passwords")
-        page = _sign_in_page(hub, parsed, csrf, error="Too many wrong passwords: wait 15 minutes.")
+        page = _sign_in_page(parsed, csrf, error="Too many wrong passwords: wait 15 minutes.")
         page.status_code = 429
         return page
     if user is None:
         log.info("authorization sign-in refused")
         return _sign_in_page(
-            hub,
             parsed,
             csrf,
             error="Wrong user name and password, or API key (a key limited to some servers or tools "
@@ -389,7 +388,7 @@ async def _signed_in_form(
         return parsed
     user = await session_user(hub, request)
     if user is None:
-        return _sign_in_page(hub, parsed, fields[CSRF_FIELD], error="Your sign-in expired: sign in again.")
+        return _sign_in_page(parsed, fields[CSRF_FIELD], error="Your sign-in expired: sign in again.")
     return fields, parsed, user
 
 

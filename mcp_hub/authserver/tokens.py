@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from mcp.server.auth.provider import AuthorizationCode, RefreshToken, TokenError
 from mcp.shared.auth import OAuthToken as OAuthTokenResponse
@@ -321,10 +321,6 @@ async def authenticate_access_token(session: AsyncSession, presented: str, *, re
         allowed_servers=None,
         allowed_tools=None,
     )
-
-
-def expires_in_seconds(moment: datetime) -> int:
-    return max(0, int((moment - utcnow()).total_seconds()))
 
 
 async def revoke_presented(hub: Hub, client_ref: str, presented: str) -> None:
