@@ -14,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mcp_hub.admin.probe import router as probe_router
 from mcp_hub.admin.routes import router as admin_router
+from mcp_hub.authserver.pages import router as authorize_pages
+from mcp_hub.authserver.routes import McpCors, authserver_routes
 from mcp_hub.credentials.me import router as me_router
 from mcp_hub.credentials.resolver import UserCredentialResolver
 from mcp_hub.credentials.routes import router as credentials_router
@@ -57,10 +59,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_ui(app)
     app.include_router(credentials_router)
     app.include_router(me_router)
+    app.router.routes.extend(authserver_routes())
+    app.include_router(authorize_pages)
     mount_gateway(app)
+    app.add_middleware(McpCors, origins=settings.mcp_cors_origins)
     # The REST paths; the MCP transports enforce the same cap themselves.
     app.add_middleware(
-        BodySizeLimit, max_bytes=settings.max_request_bytes, path_prefixes=("/v1/", "/token", "/register")
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        path_prefixes=("/v1/", "/token", "/register", "/revoke", "/authorize"),
     )
 
     @app.exception_handler(HubError)

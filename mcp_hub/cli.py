@@ -19,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mcp_hub.admin.schemas import ServerCreate, UserCreate
 from mcp_hub.app import announce_admin_key, create_app
+from mcp_hub.authserver.clients import delete_client, list_clients
+from mcp_hub.authserver.passwords import check_password_strength, set_password
 from mcp_hub.crypto import prepend_key_to_file
 from mcp_hub.errors import HubError
 from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
@@ -43,6 +45,8 @@ credentials_app = typer.Typer(help="Encrypted credentials and encryption keys.",
 app.add_typer(db_app, name="db")
 app.add_typer(servers_app, name="servers")
 app.add_typer(users_app, name="users")
+clients_app = typer.Typer(help="MCP clients of the hub's OAuth authorization server.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
 
@@ -319,6 +323,54 @@ def users_list() -> None:
 
     for name, user_id, disabled in run(_with_hub(_go)):
         typer.echo(f"{name}\t{user_id}\t{'disabled' if disabled else 'active'}")
+
+
+@users_app.command("passwd")
+@user_errors
+def users_passwd(
+    name: str,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="read the password from standard input (for scripts)")
+    ] = False,
+) -> None:
+    """Set the password a user signs in with when an MCP client connects through OAuth."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    check_password_strength(password)
+
+    async def _go(hub: Hub) -> None:
+        async with transaction(hub.sessions) as session:
+            user = await user_repo.get_user_by_name(session, name)
+            await set_password(session, user.id, password)
+
+    run(_with_hub(_go))
+    typer.echo(f"password set for {name}")
+
+
+@clients_app.command("list")
+@user_errors
+def clients_list() -> None:
+    """MCP clients known to the hub's authorization server (registered, or by metadata document)."""
+
+    async def _go(hub: Hub) -> list[tuple[str, str, str, str]]:
+        return [
+            (c.client_id, c.kind, str(c.metadata_.get("client_name", "")), c.last_used_at.isoformat())
+            for c in await list_clients(hub)
+        ]
+
+    for client_id, kind, name, last_used in run(_with_hub(_go)):
+        typer.echo(f"{client_id}\t{kind}\t{name}\tlast used {last_used}")
+
+
+@clients_app.command("delete")
+@user_errors
+def clients_delete(client_id: str) -> None:
+    """Forget an MCP client: its tokens stop working and it gets invalid_client until it registers again."""
+    if not run(_with_hub(lambda hub: delete_client(hub, client_id))):
+        raise HubError(f"no client with id {client_id!r}")
+    typer.echo(f"deleted client {client_id}")
 
 
 @keys_app.command("create")

@@ -6,6 +6,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -17,6 +18,8 @@ from pydantic_settings import (
 )
 
 DEFAULT_PORT = 4000
+# Cursor's OAuth callback: a private-use scheme, so it has to be allowed by name.
+DEFAULT_PRIVATE_REDIRECT_URIS = ("cursor://anysphere.cursor-mcp/oauth/callback",)
 
 
 class Settings(BaseSettings):
@@ -36,7 +39,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     public_base_url: str | None = Field(
-        default=None, description="URL clients use to reach the hub; default http://<host>:<port>"
+        default=None,
+        description="Origin clients use to reach the hub (scheme://host[:port], no path); default "
+        "http://<host>:<port>. It is the OAuth issuer and the base of the `/mcp` resource: claude.ai and "
+        "ChatGPT need it to be a public https URL",
     )
     encryption_keys: SecretStr | None = Field(
         default=None,
@@ -88,6 +94,39 @@ class Settings(BaseSettings):
         default=15.0, gt=0, le=300, description="Total deadline of each call to an authorization server"
     )
 
+    oauth_access_token_seconds: int = Field(
+        default=3600, ge=1, le=86_400, description="Lifetime of access tokens the hub issues to MCP clients"
+    )
+    oauth_refresh_token_seconds: int = Field(
+        default=30 * 86_400,
+        ge=3600,
+        description="Lifetime of refresh tokens the hub issues (each rotation starts a new one)",
+    )
+    oauth_code_seconds: int = Field(
+        default=120, ge=10, le=600, description="Lifetime of authorization codes the hub issues"
+    )
+    oauth_client_idle_days: int = Field(
+        default=90, ge=1, description="Registered MCP clients unused this long are forgotten (invalid_client)"
+    )
+    oauth_session_seconds: int = Field(
+        default=12 * 3600, ge=300, description="How long a browser stays signed in to the hub's sign-in page"
+    )
+    oauth_cimd_cache_seconds: int = Field(
+        default=300, ge=0, description="How long a fetched client ID metadata document is reused"
+    )
+    oauth_private_redirect_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PRIVATE_REDIRECT_URIS),
+        description="Comma-separated redirect URIs with private-use schemes (e.g. cursor://...) that MCP "
+        "clients may register; https and loopback http redirect URIs need no listing. javascript:, data: "
+        "and file: are refused even when listed",
+    )
+    mcp_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated browser origins (scheme://host[:port]) allowed to call /mcp from a web "
+        "page, e.g. a browser-based MCP client. The OAuth metadata, /token, /register and /revoke allow "
+        "any origin",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -120,6 +159,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("oauth_private_redirect_uris", "mcp_cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        # The OAuth issuer is this URL and must have no path (RFC 8414 metadata lives at its root).
+        if value is None:
+            return value
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("public_base_url must be an http(s) URL such as https://hub.example.com")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("public_base_url must be an origin only (scheme://host[:port]), with no path")
+        return f"{parts.scheme}://{parts.netloc}"
 
     @field_validator("admin_key")
     @classmethod

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from mcp_hub.auth.keys import Caller, authenticate_key, bearer_token, hash_api_key
+from mcp_hub.authserver.metadata import canonical_resource
+from mcp_hub.authserver.tokens import authenticate_access_token, is_access_token
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
@@ -121,8 +123,24 @@ async def _enabled_servers(session: AsyncSession, name: str | None) -> list[McpS
     return servers
 
 
+async def authenticate_bearer(session: AsyncSession, presented: str, hub: Hub) -> Caller:
+    """A hub API key or an access token the hub issued to an MCP client (OAuth): both resolve to the
+    same user, to whom the same access rules then apply. The prefix says which one it is."""
+    if is_access_token(presented):
+        return await authenticate_access_token(session, presented, resource=canonical_resource(hub.settings))
+    return await authenticate_key(session, presented)
+
+
+async def servers_for_caller(session: AsyncSession, caller: Caller) -> list[McpServer]:
+    """The enabled servers this caller may use (the rule of `/mcp`), by name."""
+    servers = await _enabled_servers(session, None)
+    listed = await _listed_server_ids(session, caller.user_id, (s.id for s in servers))
+    return [server for server in servers if server_visible_to(server, caller, listed)]
+
+
 async def extract_mcp_auth_context(request: HTTPConnection, hub: Hub | None = None) -> AuthContext:
-    """Authenticates the hub key (`Authorization: Bearer` or `x-mcp-hub-key`) and works out which servers
+    """Authenticates the hub key or OAuth access token (`Authorization: Bearer`, or a key in
+    `x-mcp-hub-key`) and works out which servers
     and tools it may use. The path parameter `server` names the one server of `/mcp/{server}`.
 
     Raises AuthenticationError (401) for a bad key, or no key where one is needed; NotFoundError (404)
@@ -131,7 +149,7 @@ async def extract_mcp_auth_context(request: HTTPConnection, hub: Hub | None = No
     path_server: str | None = request.path_params.get("server")
     presented = presented_key(request)
     async with transaction(hub.sessions) as session:
-        caller = await authenticate_key(session, presented) if presented is not None else None
+        caller = await authenticate_bearer(session, presented, hub) if presented is not None else None
         servers = await _enabled_servers(session, path_server)
         listed = (
             await _listed_server_ids(session, caller.user_id, (s.id for s in servers)) if caller else set()

@@ -24,6 +24,7 @@ from mcp_hub.credentials.oauth import (
     CALLBACK_COOKIE_PATH,
     STATE_TTL,
     CallbackParams,
+    StartedFlow,
     browser_cookie_name,
     complete_authorization,
     start_authorization,
@@ -143,6 +144,12 @@ async def oauth_authorize(
         else RedirectResponse(flow.authorization_url, status_code=302)
     )
     response.headers["Cache-Control"] = "no-store"
+    set_flow_cookie(response, flow, hub)
+    return response
+
+
+def set_flow_cookie(response: Response, flow: StartedFlow, hub: Hub) -> None:
+    """The browser's half of a started flow, which the callback requires (HttpOnly, callback path)."""
     response.set_cookie(
         flow.cookie_name,
         flow.cookie_value,
@@ -153,7 +160,6 @@ async def oauth_authorize(
         # Lax: the cookie must come along on the top-level navigation back from the authorization server.
         samesite="lax",
     )
-    return response
 
 
 def _plain_error(exc: HubError) -> PlainTextResponse:

@@ -24,7 +24,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mcp_hub.auth.context import AuthCache, AuthContext, set_auth_context
+from mcp_hub.auth.context import AuthCache, AuthContext, presented_key, set_auth_context
+from mcp_hub.authserver.metadata import www_authenticate
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from mcp_hub.gateway.server import Gateway, GatewaySettings
 from mcp_hub.runtime import Hub
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 SSE_MESSAGE_PATH = "/messages/"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-WWW_AUTHENTICATE = 'Bearer realm="mcp-hub"'
 
 
 @dataclass
@@ -69,6 +69,8 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
                 host_only = netloc.rsplit(":", 1)[0] if parts.port else netloc
                 hosts.update({host_only, f"{host_only}:{default_port}"})
             origins.add(f"{parts.scheme}://{netloc}")
+    # Browser-based MCP clients the operator trusts (CORS on /mcp answers the same list).
+    origins.update(settings.mcp_cors_origins)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=sorted(hosts), allowed_origins=sorted(origins)
     )
@@ -120,6 +122,11 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
         )
 
 
+def runtime_settings(scope: Scope) -> Settings:
+    hub: Hub = scope["app"].state.hub
+    return hub.settings
+
+
 def _runtime(scope: Scope) -> GatewayRuntime:
     runtime: GatewayRuntime = scope["app"].state.gateway
     return runtime
@@ -132,8 +139,13 @@ async def _authenticate(scope: Scope, receive: Receive, send: Send) -> AuthConte
         runtime = _runtime(scope)
         return await runtime.auth_cache.authenticate(request, runtime.hub)
     except AuthenticationError as exc:
+        # The challenge names the protected-resource metadata (RFC 9728), from which OAuth-only clients
+        # discover the hub's authorization server; a credential that was presented and refused is an
+        # `invalid_token` (RFC 6750), which tells them to refresh or sign in again.
+        presented = presented_key(request) is not None
+        challenge = www_authenticate(runtime_settings(scope), error="invalid_token" if presented else None)
         response = JSONResponse(
-            {"detail": exc.message}, status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
+            {"detail": exc.message}, status_code=401, headers={"WWW-Authenticate": challenge}
         )
     except (PermissionDeniedError, NotFoundError) as exc:
         response = JSONResponse({"detail": exc.message}, status_code=exc.status_code)

@@ -267,3 +267,111 @@ class AuditEvent(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16), default="ok")
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# --- the hub as an OAuth authorization server for MCP clients (mcp_hub/authserver) ---------------------
+
+
+class UserPassword(Base):
+    """A user's sign-in password for the hub's own authorization pages (scrypt; never the password)."""
+
+    __tablename__ = "user_passwords"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OAuthClient(Base):
+    """An MCP client known to the hub's authorization server: registered dynamically (RFC 7591, `kind`
+    dcr) or described by a client ID metadata document (`kind` cimd, `client_id` is the document's URL,
+    `metadata` the cached document). Only the SHA-256 of a client secret is kept."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (Index(None, "last_used_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fetched_at: Mapped[datetime | None] = mapped_column()
+
+
+class OAuthCode(Base):
+    """An authorization code: single-use (`used_at`), short-lived; its id is the grant id that every
+    token issued from it carries, so replaying the code can revoke them all."""
+
+    __tablename__ = "oauth_codes"
+    __table_args__ = (Index(None, "client_ref"), Index(None, "user_id"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_ref: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    redirect_uri_explicit: Mapped[bool] = mapped_column(Boolean)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    resource: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class OAuthToken(Base):
+    """An access or refresh token the hub issued (`kind`), by SHA-256 only. `grant_id` ties together
+    every token of one authorization. A refresh token's `parent_id` is the token it replaced; the parent
+    stays valid until this one is first used (`used_at`), then it is `superseded_at`."""
+
+    __tablename__ = "oauth_tokens"
+    __table_args__ = (
+        Index(None, "grant_id"),
+        Index(None, "client_ref"),
+        Index(None, "user_id"),
+        Index(None, "parent_id"),
+        Index(None, "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    grant_id: Mapped[str] = mapped_column(String(36))
+    client_ref: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    resource: Mapped[str] = mapped_column(String(2048))
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    superseded_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class OAuthConsent(TimestampMixin, Base):
+    """A user's remembered approval of one client, for the scopes listed."""
+
+    __tablename__ = "oauth_consents"
+    __table_args__ = (UniqueConstraint("user_id", "client_ref"), Index(None, "client_ref"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_ref: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+
+
+class OAuthBrowserSession(Base):
+    """A browser signed in to the hub's authorization pages (the cookie's SHA-256 only)."""
+
+    __tablename__ = "oauth_browser_sessions"
+    __table_args__ = (Index(None, "user_id"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
