@@ -203,7 +203,7 @@ async def allowed_users_by_server(session: AsyncSession, server_ids: Sequence[st
         .where(McpServerUser.server_id.in_(server_ids))
         .order_by(McpServerUser.server_id, McpServerUser.user_id)
     )
-    for server_id, user_id in rows.tuples():
+    for server_id, user_id in rows:
         result[server_id].append(user_id)
     return result
 
