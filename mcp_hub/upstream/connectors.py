@@ -8,6 +8,7 @@ chose (the server's static headers today) is sent upstream.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,10 +36,17 @@ def _http_timeout(connect_timeout: float) -> httpx2.Timeout:
 
 
 async def open_transport(
-    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, *, connect_timeout: float
+    target: UpstreamTarget,
+    credential: ResolvedCredential,
+    stack: AsyncExitStack,
+    *,
+    connect_timeout: float,
+    on_unauthorized: Callable[[], None] | None = None,
 ) -> Streams:
+    """`on_unauthorized` is told when a streamable-HTTP upstream answers 401: the SDK client reports that
+    only as a generic error, and the pool needs to know the credential itself was refused."""
     if target.transport == "http":
-        return await _open_http(target, credential, stack, connect_timeout)
+        return await _open_http(target, credential, stack, connect_timeout, on_unauthorized)
     if target.transport == "sse":
         return await _open_sse(target, credential, stack, connect_timeout)
     if target.transport == "stdio":
@@ -47,12 +55,25 @@ async def open_transport(
 
 
 async def _open_http(
-    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, connect_timeout: float
+    target: UpstreamTarget,
+    credential: ResolvedCredential,
+    stack: AsyncExitStack,
+    connect_timeout: float,
+    on_unauthorized: Callable[[], None] | None,
 ) -> Streams:
     if not target.url:
         raise ConfigError(f"server {target.name!r} has no url")
+
+    async def watch_status(response: httpx2.Response) -> None:
+        if response.status_code == 401 and on_unauthorized is not None:
+            on_unauthorized()
+
     client = await stack.enter_async_context(
-        httpx2.AsyncClient(headers=credential.headers, timeout=_http_timeout(connect_timeout))
+        httpx2.AsyncClient(
+            headers=credential.headers,
+            timeout=_http_timeout(connect_timeout),
+            event_hooks={"response": [watch_status]},
+        )
     )
     url = with_query(target.url, credential.query)
     read, write = await stack.enter_async_context(streamable_http_client(url, http_client=client))

@@ -2,6 +2,9 @@
 // the hub's OAuth client tests. PKCE (S256 only), dynamic client registration, RFC 8707 resource
 // indicators, refresh-token rotation, RFC 7009 revocation, RFC 9207 `iss` in authorization responses.
 //
+// Tokens for a Python SDK upstream on another loopback port (`http://127.0.0.1:PORT/mcp`) are issued
+// for that resource; the upstream introspects them (RFC 7662) as the static client below.
+//
 // Next to it, on the same port, a tiny protected resource standing in for an upstream MCP server:
 // `/mcp` answers 401 with an RFC 9728 `resource_metadata` challenge, and with a valid token echoes the
 // token's subject and audience (so tests can see whose token the hub presents).
@@ -27,8 +30,22 @@ const reset = () => {
   counts.registrations = 0;
 };
 
+// Python SDK upstreams (tests/mcp_peers/oauth_upstream.py) listen on their own loopback ports; each is
+// its own resource and checks tokens at the introspection endpoint as this client (a resource server:
+// it obtains no tokens itself).
+const loopbackResource = /^http:\/\/127\.0\.0\.1:\d+\/mcp$/;
+export const INTROSPECTION_CLIENT = { id: 'upstream-introspection', secret: 'test-only-introspection-secret' };
+
 const provider = new Provider(issuer, {
-  clients: [],
+  clients: [
+    {
+      client_id: INTROSPECTION_CLIENT.id,
+      client_secret: INTROSPECTION_CLIENT.secret,
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+  ],
   cookies: { keys: ['test-only-cookie-key-not-a-secret'] },
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   scopes: ['openid', 'offline_access', 'mcp:tools'],
@@ -42,8 +59,8 @@ const provider = new Provider(issuer, {
       defaultResource: () => resource,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, indicator) => {
-        if (indicator !== resource) throw new Error(`unknown resource ${indicator}`);
-        return { scope: 'mcp:tools', audience: resource, accessTokenTTL: accessTtl, accessTokenFormat: 'opaque' };
+        if (indicator !== resource && !loopbackResource.test(indicator)) throw new Error(`unknown resource ${indicator}`);
+        return { scope: 'mcp:tools', audience: indicator, accessTokenTTL: accessTtl, accessTokenFormat: 'opaque' };
       },
     },
   },
