@@ -4,9 +4,11 @@ not connected gets an MCP error naming where to connect, and no one gets another
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import mcp_types as types
 import pytest
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 
 from tests.gateway.clients import shttp_session, text_of
 from tests.gateway.conftest import RunningHub
@@ -69,3 +71,65 @@ async def test_each_user_calls_upstream_with_their_own_byok_key(
     async with shttp_session(f"{hub_server.url}/mcp", keys[alice]) as session:
         names = [tool.name for tool in (await session.list_tools()).tools]
         assert "echo__whoami" in names and "echo__connect" not in names
+
+
+async def test_clients_with_url_elicitation_are_asked_to_connect(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """A client declaring URL-mode elicitation (the SDK client does when given an elicitation callback)
+    is asked through it: the `connect` tool sends `elicitation/create` with mode "url", and requests that
+    need the unconnected server fail with URLElicitationRequiredError (-32042) carrying the connect URL."""
+    server = await hub_server.add_server(
+        "echo", transport="http", url=echo_http, auth_type="byok", byok_mode="header", byok_name="X-Api-Key"
+    )
+    carol = await hub_server.add_user("carol")
+    key = await hub_server.add_key(carol)
+    connect_url = f"{hub_server.url}/ui/servers/{server['id']}/connect"
+    asked: list[types.ElicitRequestParams] = []
+    answer = "accept"
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        return types.ElicitResult(action=answer)
+
+    async with shttp_session(f"{hub_server.url}/mcp", key, elicitation_callback=on_elicit) as session:
+        result = await session.call_tool("echo__connect", {})
+        assert len(asked) == 1 and isinstance(asked[0], types.ElicitRequestURLParams)
+        assert asked[0].mode == "url" and asked[0].url == connect_url and asked[0].elicitation_id
+        assert "echo" in asked[0].message
+        assert result.structured_content == {
+            "connect_url": connect_url,
+            "server": "echo",
+            "elicitation": "accept",
+        }
+        answer = "decline"
+        declined = await session.call_tool("echo__connect", {})
+        assert (
+            declined.structured_content is not None
+            and declined.structured_content["elicitation"] == "decline"
+        )
+        assert connect_url in text_of(declined)
+        assert len(asked) == 2 and asked[1].elicitation_id != asked[0].elicitation_id
+
+    async with shttp_session(f"{hub_server.url}/mcp/echo", key, elicitation_callback=on_elicit) as session:
+        for request in (session.call_tool("whoami", {}), session.get_prompt("greeting")):
+            with pytest.raises(MCPError) as raised:
+                await request
+            assert raised.value.code == types.URL_ELICITATION_REQUIRED
+            required = UrlElicitationRequiredError.from_error(raised.value.error)
+            assert [(e.mode, e.url) for e in required.elicitations] == [("url", connect_url)]
+            assert required.elicitations[0].elicitation_id
+            assert raised.value.error.data["connect_url"] == connect_url
+    assert len(asked) == 2  # the error names the URL; the client decides whether to open it
+
+    # Without the capability nothing changes: the connect tool answers with the URL, calls fail plainly.
+    async with shttp_session(f"{hub_server.url}/mcp/echo", key) as session:
+        assert (await session.call_tool("connect", {})).structured_content == {
+            "connect_url": connect_url,
+            "server": "echo",
+        }
+        with pytest.raises(MCPError) as plain:
+            await session.call_tool("whoami", {})
+        assert plain.value.code == types.INVALID_REQUEST and plain.value.error.data == {
+            "connect_url": connect_url
+        }
