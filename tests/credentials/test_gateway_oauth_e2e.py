@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -125,10 +126,16 @@ def upstream_status(upstream: str, access_token: str) -> int:
 
 
 async def test_connect_call_expire_refresh_revoke_reconnect(
-    hub_server: RunningHub, short_lived_as: AuthServerProcess, upstream: str, browser_for, settings: Settings
+    hub_server: RunningHub,
+    short_lived_as: AuthServerProcess,
+    upstream: str,
+    browser_for,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if not settings.is_sqlite:
         pytest.skip("the flow does not depend on the database; the concurrency tests below run on both")
+    caplog.set_level(logging.DEBUG)
     hub = hub_state(hub_server)
     server = await hub_server.add_server("notes", transport="http", url=upstream, auth_type="oauth2")
     alice, bob = await add_user(hub_server, "alice"), await add_user(hub_server, "bob")
@@ -211,10 +218,24 @@ async def test_connect_call_expire_refresh_revoke_reconnect(
         assert "notes__connect" in [tool.name for tool in (await session.list_tools()).tools]
     assert (await whoami(hub_server, bob))["sub"] == "bob"  # Bob's grant is untouched
 
-    # Reconnect: a new flow, and the same tool call works again.
+    # Reconnect: a new flow, and the same tool call works again. Discovery ran once: none this time.
+    short_lived_as.reset()
     assert (await browser_for(alice).connect(server["id"])).status_code == 302
+    assert not [path for path in short_lived_as.counts()["paths"] if path.startswith("/.well-known/")]
     assert (await credential_row(hub, alice.id, server["id"])).status == "active"
     assert (await whoami(hub_server, alice))["sub"] == "alice"
+
+    # None of the tokens the hub handled (or its client secret) reached a log line of the hub, the
+    # SDK, httpx2 or authlib, at any level.
+    latest = read_payload(hub.keyring, await credential_row(hub, alice.id, server["id"]))
+    canaries = [first["access_token"], first["refresh_token"], refreshed["access_token"]]
+    canaries += [
+        refreshed["refresh_token"],
+        latest["access_token"],
+        latest["refresh_token"],
+        str(client_secret),
+    ]
+    assert caplog.text and not [token for token in canaries if token in caplog.text]
 
 
 async def test_twenty_concurrent_calls_with_an_expired_token_refresh_once(

@@ -4,6 +4,9 @@ not connected gets an MCP error naming where to connect, and no one gets another
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+import sys
 from typing import Any
 
 import mcp_types as types
@@ -133,3 +136,56 @@ async def test_clients_with_url_elicitation_are_asked_to_connect(
         assert plain.value.code == types.INVALID_REQUEST and plain.value.error.data == {
             "connect_url": connect_url
         }
+
+
+async def test_a_byok_key_sent_as_a_query_parameter_stays_out_of_the_logs(
+    hub_server: RunningHub, echo_http: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upstream URL carries the key (`?sig=...`, a name no secret pattern knows); the SDK's and
+    httpx2's request lines log that URL."""
+    caplog.set_level(logging.DEBUG)
+    server = await hub_server.add_server(
+        "echo", transport="http", url=echo_http, auth_type="byok", byok_mode="query", byok_name="sig"
+    )
+    alice = await hub_server.add_user("alice")
+    key = await hub_server.add_key(alice)
+    canary = "canary-sig-" + secrets.token_hex(8)
+    stored = await hub_server.admin.put(
+        f"/v1/servers/{server['id']}/credential",
+        json={"key": canary},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert stored.status_code == 200 and canary not in stored.text
+    async with shttp_session(f"{hub_server.url}/mcp/echo", key) as session:
+        await session.call_tool("whoami", {})
+    assert "/mcp?[redacted]" in caplog.text  # the request lines were logged, without their query
+    assert canary not in caplog.text
+
+
+async def test_stdio_byok_keys_run_one_process_per_user(hub_server: RunningHub) -> None:
+    """A key delivered as an env variable lives in the process's environment, so two users never share
+    a process: each gets their own, started with their own key."""
+    server = await hub_server.add_server(
+        "local",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
+        auth_type="byok",
+        byok_mode="env",
+        byok_name="UPSTREAM_API_KEY",
+    )
+    seen: dict[str, tuple[str, int]] = {}
+    for name in ("alice", "bob"):
+        key = await hub_server.add_key(await hub_server.add_user(name))
+        stored = await hub_server.admin.put(
+            f"/v1/servers/{server['id']}/credential",
+            json={"key": f"{name}-env-key"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert stored.status_code == 200, stored.text
+        async with shttp_session(f"{hub_server.url}/mcp/local", key) as session:
+            env_key = text_of(await session.call_tool("env", {"name": "UPSTREAM_API_KEY"}))
+            pid = int(text_of(await session.call_tool("pid", {})))
+        seen[name] = (env_key, pid)
+    assert seen["alice"][0] == "alice-env-key" and seen["bob"][0] == "bob-env-key"
+    assert seen["alice"][1] != seen["bob"][1]
