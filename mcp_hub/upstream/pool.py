@@ -204,6 +204,10 @@ class PooledSession:
         if not self.unauthorized:
             log.info("upstream %s: refused the credential (HTTP 401)", self.target.name)
         self.unauthorized = True
+        # Nothing more will work on this session. Closing it also ends the calls waiting on it: over SSE
+        # a refused POST is only logged by the SDK, and its caller would otherwise wait out its deadline.
+        self.dead = True
+        self._stop.set()
 
     def _on_stream_end(self) -> None:
         if not self.closing:
@@ -537,6 +541,8 @@ class UpstreamPool:
             raise
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pooled.close()
+            if pooled.unauthorized:
+                raise CredentialRejectedError(target.name, pooled.credential) from None
             raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
         except ValidationError:
             # The SDK validates every result against the protocol's types; the details would echo the

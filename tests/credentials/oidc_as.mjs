@@ -2,7 +2,7 @@
 // the hub's OAuth client tests. PKCE (S256 only), dynamic client registration, RFC 8707 resource
 // indicators, refresh-token rotation, RFC 7009 revocation, RFC 9207 `iss` in authorization responses.
 //
-// Tokens for a Python SDK upstream on another loopback port (`http://127.0.0.1:PORT/mcp`) are issued
+// Tokens for a Python SDK upstream on another loopback port (`http://127.0.0.1:PORT/mcp` or `/sse`) are issued
 // for that resource; the upstream introspects them (RFC 7662) as the static client below.
 //
 // Next to it, on the same port, a tiny protected resource standing in for an upstream MCP server:
@@ -33,7 +33,7 @@ const reset = () => {
 // Python SDK upstreams (tests/mcp_peers/oauth_upstream.py) listen on their own loopback ports; each is
 // its own resource and checks tokens at the introspection endpoint as this client (a resource server:
 // it obtains no tokens itself).
-const loopbackResource = /^http:\/\/127\.0\.0\.1:\d+\/mcp$/;
+const loopbackResource = /^http:\/\/127\.0\.0\.1:\d+\/(mcp|sse)$/;
 export const INTROSPECTION_CLIENT = { id: 'upstream-introspection', secret: 'test-only-introspection-secret' };
 
 const provider = new Provider(issuer, {

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,29 @@ def short_lived_as() -> Iterator[AuthServerProcess]:
         yield running_as
 
 
-@pytest.fixture(scope="module")
-def upstream(short_lived_as: AuthServerProcess) -> Iterator[str]:
+@contextmanager
+def protected_upstream(issuer: str, transport: str) -> Iterator[str]:
     """The Python SDK upstream; its URL is also the RFC 8707 resource its tokens are issued for."""
     port = free_port()
+    module = "tests.mcp_peers.oauth_upstream"
     args = [
         sys.executable,
         "-m",
-        "tests.mcp_peers.oauth_upstream",
+        module,
         str(port),
-        short_lived_as.issuer,
+        issuer,
         INTROSPECTION_CLIENT_ID,
         INTROSPECTION_SECRET,
+        transport,
     ]
     with running(args, port):
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
+
+
+@pytest.fixture(scope="module")
+def upstream(short_lived_as: AuthServerProcess) -> Iterator[str]:
+    with protected_upstream(short_lived_as.issuer, "http") as url:
+        yield url
 
 
 @pytest.fixture
@@ -301,3 +310,44 @@ async def test_two_hub_processes_share_one_refresh(
     assert len(here) == len(there) == 10
     assert {result["sub"] for result in here + there} == {"alice"}
     assert short_lived_as.refresh_grants() == 1
+
+
+async def test_revoked_grant_on_an_sse_upstream_asks_to_reconnect(
+    hub_server: RunningHub, short_lived_as: AuthServerProcess, browser_for, settings: Settings
+) -> None:
+    """Over SSE the SDK client only logs a refused POST; the hub still sees the 401, ends the session
+    and answers at once (not at the call's deadline) with the reconnect URL."""
+    if not settings.is_sqlite:
+        pytest.skip("the transport, not the database, is under test")
+    hub = hub_state(hub_server)
+    with protected_upstream(short_lived_as.issuer, "sse") as url:
+        server = await hub_server.add_server(
+            "notes", transport="sse", url=url, auth_type="oauth2", timeout_seconds=20
+        )
+        alice = await add_user(hub_server, "alice")
+        assert (await browser_for(alice).connect(server["id"])).status_code == 302
+        seen = await whoami(hub_server, alice)
+        assert seen["sub"] == "alice" and seen["resource"] == url
+        async with transaction(hub.sessions) as session:
+            server_row = await session.get(McpServer, server["id"])
+            assert server_row is not None
+            client = (str(server_row.client_id), str(read_secrets(hub.keyring, server_row).client_secret))
+        payload = read_payload(hub.keyring, await credential_row(hub, alice.id, server["id"]))
+        revoked = httpx2.post(
+            f"{short_lived_as.issuer}/token/revocation",
+            data={"token": payload["refresh_token"], "token_type_hint": "refresh_token"},
+            auth=client,
+            trust_env=False,
+        )
+        assert revoked.status_code == 200, revoked.text
+        started = asyncio.get_running_loop().time()
+        async with shttp_session(f"{hub_server.url}/mcp/notes", alice.key) as session:
+            with pytest.raises(MCPError) as needs:
+                await session.call_tool("whoami", {})
+        assert asyncio.get_running_loop().time() - started < 10
+        assert needs.value.error.data == {
+            "connect_url": f"{hub_server.url}/ui/servers/{server['id']}/connect"
+        }
+        assert (await credential_row(hub, alice.id, server["id"])).status == "needs_reconnect"
+        assert (await browser_for(alice).connect(server["id"])).status_code == 302
+        assert (await whoami(hub_server, alice))["sub"] == "alice"

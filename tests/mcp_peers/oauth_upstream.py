@@ -3,8 +3,9 @@
 server's RFC 7662 introspection endpoint, so a revoked or expired token is refused at once (401 with the
 RFC 9728 challenge). Its `whoami` tool echoes whose token it was given.
 
-python -m tests.mcp_peers.oauth_upstream PORT ISSUER INTROSPECTION_CLIENT_ID INTROSPECTION_SECRET
-(serves streamable HTTP at http://127.0.0.1:PORT/mcp, which is also its RFC 8707 resource)
+python -m tests.mcp_peers.oauth_upstream PORT ISSUER INTROSPECTION_CLIENT_ID INTROSPECTION_SECRET [http|sse]
+(streamable HTTP at http://127.0.0.1:PORT/mcp, or SSE at http://127.0.0.1:PORT/sse; that URL is also its
+RFC 8707 resource)
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class IntrospectionVerifier:
         )
 
 
-def build(port: int, issuer: str, client_id: str, client_secret: str) -> MCPServer:
-    resource = f"http://127.0.0.1:{port}/mcp"
+def build(port: int, issuer: str, client_id: str, client_secret: str, transport: str = "http") -> MCPServer:
+    resource = f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
     server = MCPServer(
         "oauth-upstream",
         token_verifier=IntrospectionVerifier(issuer, client_id, client_secret, resource),
@@ -88,7 +89,9 @@ def build(port: int, issuer: str, client_id: str, client_secret: str) -> MCPServ
 
 def main(argv: list[str]) -> None:
     port, issuer, client_id, client_secret = int(argv[0]), argv[1], argv[2], argv[3]
-    app = build(port, issuer, client_id, client_secret).streamable_http_app()
+    transport = argv[4] if len(argv) > 4 else "http"
+    server = build(port, issuer, client_id, client_secret, transport)
+    app = server.sse_app() if transport == "sse" else server.streamable_http_app()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
