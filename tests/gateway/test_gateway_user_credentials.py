@@ -9,8 +9,11 @@ import secrets
 import sys
 from typing import Any
 
+import httpx2
 import mcp_types as types
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 
 from tests.gateway.clients import shttp_session, text_of
@@ -124,6 +127,27 @@ async def test_clients_with_url_elicitation_are_asked_to_connect(
             assert required.elicitations[0].elicitation_id
             assert raised.value.error.data["connect_url"] == connect_url
     assert len(asked) == 2  # the error names the URL; the client decides whether to open it
+
+    # 2026-07-28 retired -32042: a client on that revision, even one declaring URL elicitation, gets the
+    # hub's usual error (its sessionless requests have no channel for `elicitation/create` either).
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http,
+        Client(
+            streamable_http_client(f"{hub_server.url}/mcp/echo", http_client=http),
+            mode="2026-07-28",
+            elicitation_callback=on_elicit,
+        ) as modern,
+    ):
+        assert modern.session.protocol_version == "2026-07-28"
+        with pytest.raises(MCPError) as retired:
+            await modern.call_tool("whoami", {})
+        assert retired.value.code == types.INVALID_REQUEST
+        assert retired.value.error.data == {"connect_url": connect_url}
+        assert (await modern.call_tool("connect", {})).structured_content == {
+            "connect_url": connect_url,
+            "server": "echo",
+        }
+    assert len(asked) == 2
 
     # Without the capability nothing changes: the connect tool answers with the URL, calls fail plainly.
     async with shttp_session(f"{hub_server.url}/mcp/echo", key) as session:
