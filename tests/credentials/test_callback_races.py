@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from mcp_hub.credentials.resolver import resolve
+from mcp_hub.credentials.store import read_payload
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import McpUserCredential
 from tests.credentials.conftest import AuthServerProcess, User, hub_of
@@ -59,3 +60,21 @@ async def test_two_flows_of_one_user_finish_at_once(app: FastAPI, alice_and_serv
         async with transaction(hub_of(app).sessions) as session:
             rows = (await session.scalars(select(McpUserCredential))).all()
         assert len(rows) == 1
+
+
+async def test_concurrent_byok_writes_of_one_user(app: FastAPI, client, make_user, make_server) -> None:
+    """The same race without OAuth: several saves of one user's key at once (two tabs) all succeed and
+    leave one row, holding one of the keys."""
+    alice = await make_user("alice")
+    server = await make_server("search", url="https://s.example/mcp", auth_type="byok")
+    keys = [f"key-{n}" for n in range(6)]
+    answers = await asyncio.gather(
+        *(
+            client.put(f"/v1/servers/{server['id']}/credential", json={"key": key}, headers=alice.auth)
+            for key in keys
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * len(keys), [a.text[:200] for a in answers]
+    async with transaction(hub_of(app).sessions) as session:
+        rows = (await session.scalars(select(McpUserCredential))).all()
+    assert len(rows) == 1 and read_payload(hub_of(app).keyring, rows[0])["key"] in keys
