@@ -9,7 +9,7 @@
 // `/mcp` answers 401 with an RFC 9728 `resource_metadata` challenge, and with a valid token echoes the
 // token's subject and audience (so tests can see whose token the hub presents).
 //
-// Test-only routes: GET /test/counts, POST /test/reset. Login is "whoever the browser says it is" via the
+// Test-only routes: GET /test/counts, POST /test/reset, POST /test/destroy-access-token. Login is "whoever the browser says it is" via the
 // `X-Test-User` header on the interaction request; consent is granted for what was asked.
 //
 // Prints one JSON line {"issuer": ...} on stdout when listening. Runs until killed.
@@ -125,6 +125,15 @@ server.on('request', async (req, res) => {
     if (pathname === '/test/reset') {
       reset();
       return json(res, 200, counts);
+    }
+    if (pathname === '/test/destroy-access-token' && req.method === 'POST') {
+      // Ends one access token and nothing else (RFC 7009 revocation here revokes the whole grant): how
+      // an upstream comes to refuse a token before its expiry while the refresh token still works.
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      const found = await provider.AccessToken.find(JSON.parse(body).token);
+      if (found) await found.destroy();
+      return json(res, 200, { destroyed: Boolean(found) });
     }
     if (pathname === '/mcp') return await protectedResource(req, res);
     if (pathname === '/.well-known/oauth-protected-resource/mcp') {

@@ -351,3 +351,28 @@ async def test_revoked_grant_on_an_sse_upstream_asks_to_reconnect(
         assert (await credential_row(hub, alice.id, server["id"])).status == "needs_reconnect"
         assert (await browser_for(alice).connect(server["id"])).status_code == 302
         assert (await whoami(hub_server, alice))["sub"] == "alice"
+
+
+async def test_an_access_token_refused_upstream_is_refreshed_once(
+    hub_server: RunningHub, short_lived_as: AuthServerProcess, upstream: str, browser_for
+) -> None:
+    """Only the access token is ended at the authorization server, the grant stays: the upstream refuses
+    the token before it expires, the hub refreshes once for all 20 calls that saw the 401, and they all
+    succeed on the new token."""
+    hub = hub_state(hub_server)
+    server = await hub_server.add_server("notes", transport="http", url=upstream, auth_type="oauth2")
+    alice = await add_user(hub_server, "alice")
+    assert (await browser_for(alice).connect(server["id"])).status_code == 302
+    assert (await whoami(hub_server, alice))["sub"] == "alice"
+    token = read_payload(hub.keyring, await credential_row(hub, alice.id, server["id"]))["access_token"]
+    destroyed = httpx2.post(
+        f"{short_lived_as.issuer}/test/destroy-access-token", json={"token": token}, trust_env=False
+    )
+    assert destroyed.json() == {"destroyed": True}
+    assert upstream_status(upstream, token) == 401
+    short_lived_as.reset()
+    results = await calls_in_parallel(f"{hub_server.url}/mcp/notes", alice, sessions=4, per_session=5)
+    assert len(results) == 20 and {result["sub"] for result in results} == {"alice"}
+    assert short_lived_as.refresh_grants() == 1
+    after = await credential_row(hub, alice.id, server["id"])
+    assert after.status == "active" and read_payload(hub.keyring, after)["access_token"] != token
