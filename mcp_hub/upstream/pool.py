@@ -206,8 +206,8 @@ class PooledSession:
         self.unauthorized = True
         # Nothing more will work on this session. Closing it also ends the calls waiting on it: over SSE
         # a refused POST is only logged by the SDK, and its caller would otherwise wait out its deadline.
-        self.dead = True
-        self._stop.set()
+        # Closed, not crashed: the upstream is fine, so no restart backoff for this credential.
+        self.close()
 
     def _on_stream_end(self) -> None:
         if not self.closing:
