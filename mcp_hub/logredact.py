@@ -1,4 +1,4 @@
-"""Keeps OAuth codes, states and tokens out of log lines. uvicorn's access log prints each request's
+"""Keeps OAuth codes, states and tokens, and BYOK keys sent as query parameters, out of log lines. uvicorn's access log prints each request's
 path with its query string, and the OAuth callback's query string carries the authorization `code` and
 `state`; httpx2/httpcore2 log the URLs and redirect headers they see at INFO/DEBUG.
 
@@ -18,6 +18,9 @@ _SECRET_PARAM = re.compile(
     r"(?i)\b(code|state|access_token|refresh_token|id_token|token|client_secret|code_verifier|key|api_key|apikey)"
     r"=[^&\s\"'\\]+"
 )
+# A URL's whole query string: an upstream URL may carry a user's BYOK key under any parameter name an
+# admin chose (`?sig=...`), and the SDK's and httpx2's request lines print it.
+_URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"'<>]*)\?[^\s#\"'<>]*")
 _AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 # Loggers (and their children) whose records can carry request URLs or headers.
 PREFIXES = ("uvicorn", "httpx2", "httpx", "httpcore2", "httpcore", "authlib", "mcp")
@@ -28,6 +31,7 @@ _lock = threading.Lock()
 
 
 def redact_text(text: str) -> str:
+    text = _URL_QUERY.sub(lambda match: f"{match.group(1)}?{REDACTED}", text)
     text = _SECRET_PARAM.sub(lambda match: f"{match.group(1)}={REDACTED}", text)
     return _AUTH_HEADER.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
 

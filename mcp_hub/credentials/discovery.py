@@ -22,6 +22,7 @@ from mcp_hub.credentials.netguard import UrlGuard, guarded_client
 from mcp_hub.errors import ConfigError, NotFoundError, OAuthFlowError, UpstreamError
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
+from mcp_hub.store.locks import lock_row
 from mcp_hub.store.models import McpServer, utcnow
 from mcp_hub.store.servers import ServerSecrets, read_secrets, write_secrets
 
@@ -364,6 +365,7 @@ async def authorization_server(hub: Hub, server_id: str) -> AuthServer:
             return _auth_server_from_row(server)
     # Under the row lock, so hub instances starting flows at once discover (and store) only once.
     async with transaction(hub.sessions) as session:
+        await lock_row(session, McpServer, server_id)
         server = await session.scalar(select(McpServer).where(McpServer.id == server_id).with_for_update())
         if server is None:
             raise NotFoundError(f"no server with id {server_id!r}")
@@ -402,6 +404,9 @@ async def oauth_client(hub: Hub, auth: AuthServer) -> OAuthClient:
             "client registration: an admin must set client_id (and client_secret if it has one)"
         )
     async with transaction(hub.sessions) as session:
+        # Two flows starting at once must not register two clients (the second would orphan the
+        # first's pending flow): the second waits here and then finds the first's client.
+        await lock_row(session, McpServer, auth.server_id)
         server = await session.scalar(
             select(McpServer).where(McpServer.id == auth.server_id).with_for_update()
         )

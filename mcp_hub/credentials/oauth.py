@@ -39,6 +39,7 @@ from mcp_hub.errors import (
 from mcp_hub.runtime import Hub
 from mcp_hub.store import audit
 from mcp_hub.store.engine import transaction
+from mcp_hub.store.locks import lock_row
 from mcp_hub.store.models import (
     CredentialStatus,
     CredentialType,
@@ -204,7 +205,18 @@ async def _claim_state(
             raise OAuthFlowError("this sign-in state was already used: start connecting again")
         if row.expires_at < now:
             raise OAuthFlowError("this sign-in took longer than 10 minutes: start connecting again")
-        row.used_at = now
+        # Conditional, so two callbacks racing with one state cannot both pass: SQLite ignores FOR UPDATE
+        # and reads outside a transaction, so both could have read `used_at` as unset. Sending the code
+        # twice would also make the authorization server revoke the grant (RFC 6749 section 4.1.2).
+        claimed = await session.scalar(
+            update(OAuthState)
+            .where(OAuthState.id == row.id, OAuthState.used_at.is_(None))
+            .values(used_at=now)
+            .returning(OAuthState.id)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed is None:
+            raise OAuthFlowError("this sign-in state was already used: start connecting again")
         verifier = hub.keyring.decrypt(
             row.code_verifier_encrypted, row.key_id, _verifier_binding(row)
         ).decode()
@@ -338,11 +350,25 @@ async def oauth_access_token(
         raise _reconnect(hub, server)
     if not _needs_refresh(row, skew, utcnow()):
         return str(read_payload(hub.keyring, row)["access_token"]), row
-    lock = _refresh_locks.get(row.id)
-    if lock is None:
-        lock = _refresh_locks.setdefault(row.id, asyncio.Lock())
-    async with lock:
+    async with _refresh_lock(row.id):
         return await _refresh_locked(hub, server, row.id, skew)
+
+
+def _refresh_lock(credential_id: str) -> asyncio.Lock:
+    lock = _refresh_locks.get(credential_id)
+    if lock is None:
+        lock = _refresh_locks.setdefault(credential_id, asyncio.Lock())
+    return lock
+
+
+async def oauth_token_rejected(hub: Hub, server: McpServer, credential_id: str, version: datetime) -> None:
+    """The upstream answered 401 to the access token of `version` (the row's `updated_at` when it was
+    read): refresh it now, whatever its expiry says. Single-flight like expiry refreshes, and only once
+    per rejected token: callers that got the same 401 find the row already replaced. A revoked grant
+    ends in NeedsReconnectError, and the credential is marked so."""
+    skew = timedelta(seconds=hub.settings.oauth_refresh_skew_seconds)
+    async with _refresh_lock(credential_id):
+        await _refresh_locked(hub, server, credential_id, skew, rejected_version=version)
 
 
 def _reconnect(hub: Hub, server: McpServer) -> NeedsReconnectError:
@@ -355,20 +381,18 @@ def _reconnect(hub: Hub, server: McpServer) -> NeedsReconnectError:
 
 
 async def _refresh_locked(
-    hub: Hub, server: McpServer, credential_id: str, skew: timedelta
+    hub: Hub,
+    server: McpServer,
+    credential_id: str,
+    skew: timedelta,
+    *,
+    rejected_version: datetime | None = None,
 ) -> tuple[str, McpUserCredential]:
     invalid_grant = False
     async with transaction(hub.sessions) as session:
-        if hub.engine.dialect.name == "sqlite":
-            # SQLite has no row locks and ignores FOR UPDATE. A no-op write as the transaction's first
-            # statement takes the database write lock, so a second hub process on the same file waits
-            # here (busy_timeout) and then reads the refreshed row. It must come before any read: a
-            # WAL read snapshot cannot be upgraded to a write once another process has committed.
-            await session.execute(
-                update(McpUserCredential)
-                .where(McpUserCredential.id == credential_id)
-                .values(updated_at=McpUserCredential.updated_at)
-            )
+        # A second hub process (PostgreSQL row lock, SQLite database write lock) waits here and then
+        # reads the refreshed row.
+        await lock_row(session, McpUserCredential, credential_id)
         row = await session.scalar(
             select(McpUserCredential).where(McpUserCredential.id == credential_id).with_for_update()
         )
@@ -381,7 +405,12 @@ async def _refresh_locked(
         if row.status == CredentialStatus.needs_reconnect.value:
             raise _reconnect(hub, server)
         payload = read_payload(hub.keyring, row)
-        if not _needs_refresh(row, skew, utcnow()):
+        stale = (
+            row.updated_at == rejected_version
+            if rejected_version is not None
+            else _needs_refresh(row, skew, utcnow())
+        )
+        if not stale:
             return str(payload["access_token"]), row  # another caller (or process) refreshed it meanwhile
         refresh_token = payload.get("refresh_token")
         if refresh_token:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Literal
 
 from sqlalchemy import select
 
-from mcp_hub.credentials.oauth import connect_url, oauth_access_token
+from mcp_hub.credentials.oauth import connect_url, oauth_access_token, oauth_token_rejected
 from mcp_hub.credentials.store import find_credential, read_payload
 from mcp_hub.errors import ConfigError, NotConnectedError, NotFoundError
 from mcp_hub.runtime import Hub
@@ -45,6 +46,8 @@ class UpstreamAuth:
     headers: Mapping[str, str] = field(default_factory=_empty, repr=False)
     query: Mapping[str, str] = field(default_factory=_empty, repr=False)
     env: Mapping[str, str] = field(default_factory=_empty, repr=False)
+    # For OAuth tokens: what to do when the upstream answers 401 to this one (refresh, or "reconnect").
+    on_rejected: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
 
 def _fingerprint(*material: object) -> str:
@@ -114,9 +117,11 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
     if credential.type == CredentialType.byok.value:
         key = str(read_payload(hub.keyring, credential)["key"])
         headers, query, env = byok_delivery(server, key)
+        on_rejected = None
     else:
         token, credential = await oauth_access_token(hub, server, credential)
         headers, query, env = {"Authorization": f"Bearer {token}"}, {}, {}
+        on_rejected = partial(oauth_token_rejected, hub, server, credential.id, credential.updated_at)
     # updated_at changes with every new key or refreshed token; no secret-derived value goes in here.
     version = _fingerprint(credential.updated_at)
     return UpstreamAuth(
@@ -127,6 +132,7 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
         headers=MappingProxyType({**shared.headers, **headers}),
         query=MappingProxyType(query),
         env=MappingProxyType({**shared.env, **env}),
+        on_rejected=on_rejected,
     )
 
 
@@ -145,5 +151,9 @@ class UserCredentialResolver:
             return await self._shared.resolve(user_id, target)
         auth = await resolve(self._hub, user_id, target.server_id)
         return ResolvedCredential(
-            identity=auth.identity, headers=dict(auth.headers), env=dict(auth.env), query=dict(auth.query)
+            identity=auth.identity,
+            headers=dict(auth.headers),
+            env=dict(auth.env),
+            query=dict(auth.query),
+            on_rejected=auth.on_rejected,
         )

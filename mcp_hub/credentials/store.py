@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.crypto import Keyring, RowBinding
 from mcp_hub.errors import ConflictError, NotFoundError
-from mcp_hub.store.models import CredentialStatus, CredentialType, McpUserCredential, new_id, utcnow
+from mcp_hub.store.locks import lock_row
+from mcp_hub.store.models import CredentialStatus, CredentialType, McpUserCredential, User, new_id, utcnow
 
 TABLE = "mcp_user_credentials"
 
@@ -53,7 +54,12 @@ async def put_credential(
     replace: bool = False,
 ) -> McpUserCredential:
     """Stores the user's credential for a server. Writing one type over the other is refused unless the
-    caller says `replace`, so saving OAuth tokens never silently drops a BYOK key (or the reverse)."""
+    caller says `replace`, so saving OAuth tokens never silently drops a BYOK key (or the reverse).
+
+    Two writes for one user at once (two callbacks finishing together, two tabs saving a key) would both
+    find no row and both insert, and the second would fail on the unique (user, server) constraint: the
+    user's row is locked first, so they run one after the other and the second updates the first's row."""
+    await lock_row(session, User, user_id)
     row = await find_credential(session, user_id, server_id)
     if row is not None and row.type != type.value:
         if not replace:
@@ -78,6 +84,7 @@ async def delete_credential(
     session: AsyncSession, *, user_id: str, server_id: str, type: CredentialType
 ) -> None:
     """Deletes only a credential of the given type; anything else is 'not found'."""
+    await lock_row(session, User, user_id)  # a concurrent delete or write then sees this one's outcome
     row = await find_credential(session, user_id, server_id)
     if row is None or row.type != type.value:
         raise NotFoundError(f"no {type.value} credential stored for this server")

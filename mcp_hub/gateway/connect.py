@@ -4,6 +4,7 @@ account. It keeps the server visible in listings instead of silently dropping it
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from mcp import types
@@ -52,3 +53,57 @@ def connect_url_of(error: MCPError) -> str | None:
     if isinstance(data, dict) and isinstance(data.get("connect_url"), str):
         return str(data["connect_url"])
     return None
+
+
+# --- URL-mode elicitation (MCP 2025-11-25) -------------------------------------------------------------
+# A client that declares `elicitation: {url: {}}` can open a URL for the user after asking them, so the
+# hub asks through it instead of only naming the URL in text. The URLElicitationRequiredError (-32042)
+# exists in 2025-11-25 only: 2026-07-28 retired the code, so those sessions keep the plain error.
+URL_ELICITATION_ERROR_VERSIONS = frozenset({"2025-11-25"})
+
+
+def supports_url_elicitation(capabilities: types.ClientCapabilities | None) -> bool:
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None
+
+
+def connect_elicitation(
+    server_name: str, url: str, message: str | None = None
+) -> types.ElicitRequestURLParams:
+    return types.ElicitRequestURLParams(
+        message=message or f"Connect your account for {server_name!r} so its tools can act as you.",
+        url=url,
+        # Unique per request, as the spec asks; the hub does not track completion (it sends no
+        # notifications/elicitation/complete), so the client retries when the user says they are done.
+        elicitation_id=str(uuid.uuid4()),
+    )
+
+
+def url_elicitation_required(error: MCPError, url: str) -> MCPError:
+    """The not-connected error as a URLElicitationRequiredError. `data.connect_url` stays, so a client
+    that reads the hub's usual error still finds the URL."""
+    elicitation = connect_elicitation("", url, error.message)
+    return MCPError(
+        code=types.URL_ELICITATION_REQUIRED,
+        message=error.message,
+        data={
+            "elicitations": [elicitation.model_dump(by_alias=True, exclude_none=True, mode="json")],
+            "connect_url": url,
+        },
+    )
+
+
+def elicited_connect_result(server: McpServer, url: str, action: str) -> types.CallToolResult:
+    """The `connect` tool's result after the client was asked (URL mode) to open the connect page."""
+    if action == "accept":
+        text = (
+            f"The connect page for {server.name} was opened ({url}). Once you have finished connecting "
+            "there, list tools again to use its tools."
+        )
+    else:
+        outcome = "declined" if action == "decline" else "cancelled"
+        text = f"Connecting {server.name} was {outcome}. To connect later, open {url} in a browser."
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        structured_content={"connect_url": url, "server": server.name, "elicitation": action},
+    )

@@ -33,10 +33,15 @@ from mcp_hub.auth.context import AuthContext, auth_context_of
 from mcp_hub.errors import HubError, NotConnectedError, UpstreamError, UpstreamTimeoutError
 from mcp_hub.gateway.connect import (
     CONNECT_TOOL,
+    URL_ELICITATION_ERROR_VERSIONS,
+    connect_elicitation,
     connect_result,
     connect_tool,
     connect_url_of,
+    elicited_connect_result,
     is_connect_tool,
+    supports_url_elicitation,
+    url_elicitation_required,
 )
 from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_public_uri
 from mcp_hub.runtime import Hub
@@ -187,15 +192,15 @@ class Gateway:
             version="0.1.0",
             instructions="mcp-hub: every MCP server your organisation connected, through one endpoint.",
             on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
-            on_list_resources=self._list_resources,
-            on_list_resource_templates=self._list_resource_templates,
-            on_read_resource=self._read_resource,
-            on_subscribe_resource=self._subscribe,
+            on_call_tool=_asking_to_connect(self._call_tool),
+            on_list_resources=_asking_to_connect(self._list_resources),
+            on_list_resource_templates=_asking_to_connect(self._list_resource_templates),
+            on_read_resource=_asking_to_connect(self._read_resource),
+            on_subscribe_resource=_asking_to_connect(self._subscribe),
             on_unsubscribe_resource=self._unsubscribe,
-            on_list_prompts=self._list_prompts,
-            on_get_prompt=self._get_prompt,
-            on_completion=self._complete,
+            on_list_prompts=_asking_to_connect(self._list_prompts),
+            on_get_prompt=_asking_to_connect(self._get_prompt),
+            on_completion=_asking_to_connect(self._complete),
         )
         # Registered apart from the constructor: the SDK warns that logging is deprecated in 2026-07-28,
         # but clients on 2025 revisions still use it and the hub relays it.
@@ -437,7 +442,7 @@ class Gateway:
                 url = connect_url_of(exc)
                 if url is None:
                     raise
-                return connect_result(server, url)
+                return await _ask_to_connect(ctx, server, url)
             # Connected by now: a `connect` tool of the upstream's own is called as usual.
         relay = CallRelay(ctx, owner_of(ctx))
         wants_progress = _progress_token(ctx) is not None
@@ -912,6 +917,50 @@ _LIST_CHANGED_NOTIFICATIONS: dict[str, Callable[[], types.ServerNotification]] =
     "resources": types.ResourceListChangedNotification,
     "prompts": types.PromptListChangedNotification,
 }
+
+
+P = TypeVar("P")
+
+
+def _asking_to_connect(handler: Callable[[Ctx, P], Awaitable[R]]) -> Callable[[Ctx, P], Awaitable[R]]:
+    """A request that needs a per-user server the caller has not connected fails with the connect URL.
+    For a 2025-11-25 client that declared URL-mode elicitation, that failure is the spec's
+    URLElicitationRequiredError (-32042), which the client can present as "open this page" and then
+    retry; other clients get the hub's usual error."""
+
+    async def handle(ctx: Ctx, params: P) -> R:
+        try:
+            return await handler(ctx, params)
+        except MCPError as exc:
+            url = connect_url_of(exc)
+            if url is None or not _url_elicitation_error_allowed(ctx):
+                raise
+            raise url_elicitation_required(exc, url) from None
+
+    return handle
+
+
+def _url_elicitation_error_allowed(ctx: Ctx) -> bool:
+    return ctx.protocol_version in URL_ELICITATION_ERROR_VERSIONS and supports_url_elicitation(
+        ctx.session.client_capabilities
+    )
+
+
+async def _ask_to_connect(ctx: Ctx, server: McpServer, url: str) -> types.CallToolResult:
+    """The `connect` tool: a client that supports URL-mode elicitation is asked to open the connect page
+    for the user (with their consent); any other client gets the URL in the result."""
+    if not supports_url_elicitation(ctx.session.client_capabilities):
+        return connect_result(server, url)
+    elicitation = connect_elicitation(server.name, url)
+    try:
+        answer = await ctx.session.elicit_url(
+            elicitation.message, url, str(elicitation.elicitation_id), related_request_id=ctx.request_id
+        )
+    except (MCPError, NoBackChannelError, ValidationError):
+        # The client could not be asked here (no back channel, or it failed the request): the URL in
+        # the result still lets the user connect.
+        return connect_result(server, url)
+    return elicited_connect_result(server, url, answer.action)
 
 
 def _not_connected(exc: NotConnectedError) -> MCPError:

@@ -8,6 +8,7 @@ chose (the server's static headers today) is sent upstream.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,24 +36,41 @@ def _http_timeout(connect_timeout: float) -> httpx2.Timeout:
 
 
 async def open_transport(
-    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, *, connect_timeout: float
+    target: UpstreamTarget,
+    credential: ResolvedCredential,
+    stack: AsyncExitStack,
+    *,
+    connect_timeout: float,
+    on_unauthorized: Callable[[], None] | None = None,
 ) -> Streams:
+    """`on_unauthorized` is told when an HTTP or SSE upstream answers 401: the SDK clients report that
+    only as a generic error (SSE: not at all, the message is lost), and the pool needs to know the
+    credential itself was refused."""
     if target.transport == "http":
-        return await _open_http(target, credential, stack, connect_timeout)
+        return await _open_http(target, credential, stack, connect_timeout, on_unauthorized)
     if target.transport == "sse":
-        return await _open_sse(target, credential, stack, connect_timeout)
+        return await _open_sse(target, credential, stack, connect_timeout, on_unauthorized)
     if target.transport == "stdio":
         return await _open_stdio(target, credential, stack)
     raise ConfigError(f"server {target.name!r} has unknown transport {target.transport!r}")
 
 
 async def _open_http(
-    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, connect_timeout: float
+    target: UpstreamTarget,
+    credential: ResolvedCredential,
+    stack: AsyncExitStack,
+    connect_timeout: float,
+    on_unauthorized: Callable[[], None] | None,
 ) -> Streams:
     if not target.url:
         raise ConfigError(f"server {target.name!r} has no url")
+
     client = await stack.enter_async_context(
-        httpx2.AsyncClient(headers=credential.headers, timeout=_http_timeout(connect_timeout))
+        httpx2.AsyncClient(
+            headers=credential.headers,
+            timeout=_http_timeout(connect_timeout),
+            event_hooks={"response": [_status_watcher(on_unauthorized)]},
+        )
     )
     url = with_query(target.url, credential.query)
     read, write = await stack.enter_async_context(streamable_http_client(url, http_client=client))
@@ -60,19 +78,48 @@ async def _open_http(
 
 
 async def _open_sse(
-    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, connect_timeout: float
+    target: UpstreamTarget,
+    credential: ResolvedCredential,
+    stack: AsyncExitStack,
+    connect_timeout: float,
+    on_unauthorized: Callable[[], None] | None,
 ) -> Streams:
     if not target.url:
         raise ConfigError(f"server {target.name!r} has no url")
+
+    def watched_client(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        # The SDK's default factory, plus the 401 watcher (sse_client passes its own timeouts in).
+        return httpx2.AsyncClient(
+            headers=headers,
+            timeout=timeout or _http_timeout(connect_timeout),
+            auth=auth,
+            event_hooks={"response": [_status_watcher(on_unauthorized)]},
+        )
+
     read, write = await stack.enter_async_context(
         sse_client(
             with_query(target.url, credential.query),
             headers=credential.headers,
             timeout=connect_timeout,
             sse_read_timeout=SSE_READ_TIMEOUT_SECONDS,
+            httpx_client_factory=watched_client,
         )
     )
     return read, write
+
+
+def _status_watcher(
+    on_unauthorized: Callable[[], None] | None,
+) -> Callable[[httpx2.Response], Awaitable[None]]:
+    async def watch(response: httpx2.Response) -> None:
+        if response.status_code == 401 and on_unauthorized is not None:
+            on_unauthorized()
+
+    return watch
 
 
 def with_query(url: str, query: dict[str, str]) -> str:

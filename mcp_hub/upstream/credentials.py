@@ -8,6 +8,7 @@ without touching the pool or the gateway.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +28,10 @@ class ResolvedCredential:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     # Query parameters added to the upstream URL (some APIs take their key that way).
     query: dict[str, str] = field(default_factory=dict, repr=False)
+    # Called when the upstream answered 401 to this credential (revoked, or expired early): replaces it
+    # for the next resolve (an OAuth refresh), or raises the HubError that tells the user what to do
+    # (connect again). None: nothing to replace it with, the call fails as it is.
+    on_rejected: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
 
 class CredentialResolver(Protocol):

@@ -126,6 +126,8 @@ class PooledSession:
         self.closing = False
         self.dead = False
         self.crashed = False
+        # The upstream answered 401 on this session: the credential it was opened with is refused.
+        self.unauthorized = False
         self.in_flight = 0
         self.last_used = time.monotonic()
         self.started_at = time.monotonic()
@@ -138,7 +140,11 @@ class PooledSession:
         try:
             async with AsyncExitStack() as stack:
                 read, write = await open_transport(
-                    self.target, self._credential, stack, connect_timeout=self._settings.connect_timeout
+                    self.target,
+                    self._credential,
+                    stack,
+                    connect_timeout=self._settings.connect_timeout,
+                    on_unauthorized=self._on_unauthorized,
                 )
                 session = ClientSession(
                     _WatchedReadStream(read, self._on_stream_end),
@@ -190,6 +196,19 @@ class PooledSession:
                 await self._on_open(self, session)
         except (MCPError, TimeoutError, ValidationError) as exc:
             log.warning("upstream %s: restoring state on a new session failed: %s", self.target.name, exc)
+
+    @property
+    def credential(self) -> ResolvedCredential:
+        return self._credential
+
+    def _on_unauthorized(self) -> None:
+        if not self.unauthorized:
+            log.info("upstream %s: refused the credential (HTTP 401)", self.target.name)
+        self.unauthorized = True
+        # Nothing more will work on this session. Closing it also ends the calls waiting on it: over SSE
+        # a refused POST is only logged by the SDK, and its caller would otherwise wait out its deadline.
+        # Closed, not crashed: the upstream is fine, so no restart backoff for this credential.
+        self.close()
 
     def _on_stream_end(self) -> None:
         if not self.closing:
@@ -414,6 +433,8 @@ class UpstreamPool:
                     self.health.connected(target.server_id)
                 return pooled
             self._forget(key, pooled)
+            if pooled.unauthorized:
+                raise CredentialRejectedError(target.name, credential)
             error = UpstreamError(
                 f"cannot connect to upstream {target.name!r}: {_describe(pooled.error or EOFError())}"
             )
@@ -487,41 +508,79 @@ class UpstreamPool:
         try:
             with anyio.fail_after(deadline):
                 for attempt in range(2):
-                    pooled = await self.acquire(target, user_id)
                     try:
-                        async with pooled.lease(relay) as session:
-                            return await operation(session)
-                    except MCPError as exc:
-                        if exc.code == types.CONNECTION_CLOSED:
-                            pooled.close()
-                            raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
-                        if exc.code == types.PARSE_ERROR:
-                            # Made up by the SDK's transport when the upstream's answer does not parse;
-                            # its text would quote the upstream's bytes.
+                        return await self._call_once(target, user_id, operation, relay)
+                    except CredentialRejectedError as exc:
+                        if attempt > 0 or exc.credential.on_rejected is None:
+                            raise
+                        # Replaced (a refreshed token: the next resolve gives a new pool key) or an
+                        # error that says what the user must do, e.g. connect again.
+                        await exc.credential.on_rejected()
+                    except _SessionGoneError:
+                        if attempt > 0:
                             raise UpstreamError(
-                                f"upstream {target.name!r} answered with something that is not JSON-RPC"
+                                f"upstream {target.name!r} keeps forgetting its session"
                             ) from None
-                        if _session_gone(exc) and attempt == 0:
-                            # The upstream restarted and forgot our session. The request was refused
-                            # before it ran, so it is safe to send again on a fresh session.
-                            log.info("upstream %s: session expired upstream, reconnecting", target.name)
-                            pooled.close()
-                            continue
-                        raise
-                    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                        pooled.close()
-                        raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
-                    except ValidationError:
-                        # The SDK validates every result against the protocol's types; the details
-                        # would echo the upstream's payload, so only the fact is reported.
-                        raise UpstreamError(
-                            f"upstream {target.name!r} answered with an invalid result"
-                        ) from None
-                raise UpstreamError(f"upstream {target.name!r} keeps forgetting its session")
+                raise UpstreamError(f"upstream {target.name!r} refused the credential again")
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"upstream {target.name!r} did not answer within {_seconds(deadline)}"
             ) from None
+
+    async def _call_once(
+        self,
+        target: UpstreamTarget,
+        user_id: str | None,
+        operation: Callable[[ClientSession], Awaitable[T]],
+        relay: DownstreamRelay | None,
+    ) -> T:
+        """One attempt. Raises CredentialRejectedError when the upstream answered 401 and
+        _SessionGoneError when it forgot the session; both are safe to retry (the request did not run)."""
+        pooled = await self.acquire(target, user_id)
+        try:
+            async with pooled.lease(relay) as session:
+                return await operation(session)
+        except MCPError as exc:
+            if pooled.unauthorized:
+                pooled.close()
+                raise CredentialRejectedError(target.name, pooled.credential) from None
+            if exc.code == types.CONNECTION_CLOSED:
+                pooled.close()
+                raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
+            if exc.code == types.PARSE_ERROR:
+                # Made up by the SDK's transport when the upstream's answer does not parse; its text
+                # would quote the upstream's bytes.
+                raise UpstreamError(
+                    f"upstream {target.name!r} answered with something that is not JSON-RPC"
+                ) from None
+            if _session_gone(exc):
+                # The upstream restarted and forgot our session. The request was refused before it
+                # ran, so it is safe to send again on a fresh session.
+                log.info("upstream %s: session expired upstream, reconnecting", target.name)
+                pooled.close()
+                raise _SessionGoneError from None
+            raise
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pooled.close()
+            if pooled.unauthorized:
+                raise CredentialRejectedError(target.name, pooled.credential) from None
+            raise UpstreamError(f"upstream {target.name!r} closed the connection") from None
+        except ValidationError:
+            # The SDK validates every result against the protocol's types; the details would echo the
+            # upstream's payload, so only the fact is reported.
+            raise UpstreamError(f"upstream {target.name!r} answered with an invalid result") from None
+
+
+class CredentialRejectedError(UpstreamError):
+    """The upstream answered 401 to the credential presented for the caller."""
+
+    def __init__(self, server_name: str, credential: ResolvedCredential) -> None:
+        super().__init__(f"upstream {server_name!r} refused the credential presented for you (HTTP 401)")
+        self.credential = credential
+
+
+class _SessionGoneError(Exception):
+    """The upstream answered 404 for our session id (it restarted): retry on a new session."""
 
 
 SESSION_GONE_MESSAGES = frozenset({"Session not found", "Session terminated"})

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,14 +56,22 @@ class AuthServerProcess:
         return int(self.counts()["grants"].get("refresh_token", 0))
 
 
-@pytest.fixture(scope="session")
-def oidc_as() -> Iterator[AuthServerProcess]:
+# The static client oidc_as.mjs registers for upstreams that introspect tokens (not a real secret).
+INTROSPECTION_CLIENT_ID = "upstream-introspection"
+INTROSPECTION_SECRET = "test-only-introspection-secret"
+
+
+@contextmanager
+def auth_server(access_ttl_seconds: int | None = None) -> Iterator[AuthServerProcess]:
+    """Starts oidc_as.mjs; `access_ttl_seconds` shortens access-token lifetimes (default one hour)."""
+    env = {**os.environ, **({"ACCESS_TTL": str(access_ttl_seconds)} if access_ttl_seconds else {})}
     process = subprocess.Popen(
         ["node", str(HERE / "oidc_as.mjs")],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=env,
     )
     try:
         assert process.stdout is not None
@@ -76,6 +86,12 @@ def oidc_as() -> Iterator[AuthServerProcess]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def oidc_as() -> Iterator[AuthServerProcess]:
+    with auth_server() as running:
+        yield running
 
 
 @pytest.fixture
@@ -137,13 +153,16 @@ class Browser:
     """One person's browser: its own cookie jar; the hub reached in-process (ASGI), the authorization
     server over loopback. Login at the authorization server is the `X-Test-User` header."""
 
-    def __init__(self, app: FastAPI, user: User) -> None:
+    def __init__(self, app: FastAPI | None, user: User, hub_origin: str = HUB_ORIGIN) -> None:
+        """`app` reaches the hub in-process; without it, `hub_origin` is a hub listening on loopback."""
         self.user = user
+        self.hub_origin = hub_origin
         self.http = httpx2.AsyncClient(
-            mounts={HUB_ORIGIN: httpx2.ASGITransport(app=app)},
+            mounts={hub_origin: httpx2.ASGITransport(app=app)} if app is not None else None,
             headers={"X-Test-User": user.name},
             follow_redirects=False,
             timeout=30,
+            trust_env=False,
         )
 
     async def aclose(self) -> None:
@@ -151,7 +170,7 @@ class Browser:
 
     async def start(self, server_id: str, **params: str) -> httpx2.Response:
         return await self.http.get(
-            f"{HUB_ORIGIN}/v1/servers/{server_id}/oauth/authorize", params=params, headers=self.user.auth
+            f"{self.hub_origin}/v1/servers/{server_id}/oauth/authorize", params=params, headers=self.user.auth
         )
 
     async def consent(self, authorization_url: str) -> str:
@@ -170,7 +189,7 @@ class Browser:
                 if "://" in location
                 else f"{urlsplit(url).scheme}://{urlsplit(url).netloc}{location}"
             )
-            if url.startswith(f"{HUB_ORIGIN}/v1/oauth/callback"):
+            if url.startswith(f"{self.hub_origin}/v1/oauth/callback"):
                 return url
         raise AssertionError("too many redirects at the authorization server")
 

@@ -2,11 +2,14 @@
 // the hub's OAuth client tests. PKCE (S256 only), dynamic client registration, RFC 8707 resource
 // indicators, refresh-token rotation, RFC 7009 revocation, RFC 9207 `iss` in authorization responses.
 //
+// Tokens for a Python SDK upstream on another loopback port (`http://127.0.0.1:PORT/mcp` or `/sse`) are issued
+// for that resource; the upstream introspects them (RFC 7662) as the static client below.
+//
 // Next to it, on the same port, a tiny protected resource standing in for an upstream MCP server:
 // `/mcp` answers 401 with an RFC 9728 `resource_metadata` challenge, and with a valid token echoes the
 // token's subject and audience (so tests can see whose token the hub presents).
 //
-// Test-only routes: GET /test/counts, POST /test/reset. Login is "whoever the browser says it is" via the
+// Test-only routes: GET /test/counts, POST /test/reset, POST /test/destroy-access-token. Login is "whoever the browser says it is" via the
 // `X-Test-User` header on the interaction request; consent is granted for what was asked.
 //
 // Prints one JSON line {"issuer": ...} on stdout when listening. Runs until killed.
@@ -27,8 +30,22 @@ const reset = () => {
   counts.registrations = 0;
 };
 
+// Python SDK upstreams (tests/mcp_peers/oauth_upstream.py) listen on their own loopback ports; each is
+// its own resource and checks tokens at the introspection endpoint as this client (a resource server:
+// it obtains no tokens itself).
+const loopbackResource = /^http:\/\/127\.0\.0\.1:\d+\/(mcp|sse)$/;
+export const INTROSPECTION_CLIENT = { id: 'upstream-introspection', secret: 'test-only-introspection-secret' };
+
 const provider = new Provider(issuer, {
-  clients: [],
+  clients: [
+    {
+      client_id: INTROSPECTION_CLIENT.id,
+      client_secret: INTROSPECTION_CLIENT.secret,
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+  ],
   cookies: { keys: ['test-only-cookie-key-not-a-secret'] },
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   scopes: ['openid', 'offline_access', 'mcp:tools'],
@@ -42,8 +59,8 @@ const provider = new Provider(issuer, {
       defaultResource: () => resource,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, indicator) => {
-        if (indicator !== resource) throw new Error(`unknown resource ${indicator}`);
-        return { scope: 'mcp:tools', audience: resource, accessTokenTTL: accessTtl, accessTokenFormat: 'opaque' };
+        if (indicator !== resource && !loopbackResource.test(indicator)) throw new Error(`unknown resource ${indicator}`);
+        return { scope: 'mcp:tools', audience: indicator, accessTokenTTL: accessTtl, accessTokenFormat: 'opaque' };
       },
     },
   },
@@ -108,6 +125,15 @@ server.on('request', async (req, res) => {
     if (pathname === '/test/reset') {
       reset();
       return json(res, 200, counts);
+    }
+    if (pathname === '/test/destroy-access-token' && req.method === 'POST') {
+      // Ends one access token and nothing else (RFC 7009 revocation here revokes the whole grant): how
+      // an upstream comes to refuse a token before its expiry while the refresh token still works.
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      const found = await provider.AccessToken.find(JSON.parse(body).token);
+      if (found) await found.destroy();
+      return json(res, 200, { destroyed: Boolean(found) });
     }
     if (pathname === '/mcp') return await protectedResource(req, res);
     if (pathname === '/.well-known/oauth-protected-resource/mcp') {

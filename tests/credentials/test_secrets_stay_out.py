@@ -76,9 +76,11 @@ async def test_access_log_never_shows_the_callback_query(settings: Settings) -> 
 
 def test_redaction_of_other_log_lines() -> None:
     line = 'HTTP Request: GET https://as.example/cb?code=abc123&state=s1&x=1 "HTTP/1.1 200 OK"'
+    assert redact_text(line) == 'HTTP Request: GET https://as.example/cb?[redacted] "HTTP/1.1 200 OK"'
+    # A BYOK key under a parameter name of the admin's choosing, in an upstream request line.
     assert (
-        redact_text(line)
-        == 'HTTP Request: GET https://as.example/cb?code=[redacted]&state=[redacted]&x=1 "HTTP/1.1 200 OK"'
+        redact_text("Connecting to StreamableHTTP endpoint: http://127.0.0.1:9/mcp?sig=k-123#f")
+        == "Connecting to StreamableHTTP endpoint: http://127.0.0.1:9/mcp?[redacted]#f"
     )
     assert (
         redact_text("refresh_token=rt-1&access_token=at-2")
