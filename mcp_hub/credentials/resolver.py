@@ -45,6 +45,9 @@ class UpstreamAuth:
     headers: Mapping[str, str] = field(default_factory=_empty, repr=False)
     query: Mapping[str, str] = field(default_factory=_empty, repr=False)
     env: Mapping[str, str] = field(default_factory=_empty, repr=False)
+    # The BYOK key or OAuth2 access token itself, for callers that place it per their own rules
+    # (OpenAPI security schemes); None for shared credentials.
+    secret: str | None = field(default=None, repr=False)
 
 
 def _fingerprint(*material: object) -> str:
@@ -112,11 +115,11 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
     if credential is None or credential.type != server.auth_type:
         raise not_connected(hub, server)
     if credential.type == CredentialType.byok.value:
-        key = str(read_payload(hub.keyring, credential)["key"])
-        headers, query, env = byok_delivery(server, key)
+        secret = str(read_payload(hub.keyring, credential)["key"])
+        headers, query, env = byok_delivery(server, secret)
     else:
-        token, credential = await oauth_access_token(hub, server, credential)
-        headers, query, env = {"Authorization": f"Bearer {token}"}, {}, {}
+        secret, credential = await oauth_access_token(hub, server, credential)
+        headers, query, env = {"Authorization": f"Bearer {secret}"}, {}, {}
     # updated_at changes with every new key or refreshed token; no secret-derived value goes in here.
     version = _fingerprint(credential.updated_at)
     return UpstreamAuth(
@@ -127,6 +130,7 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
         headers=MappingProxyType({**shared.headers, **headers}),
         query=MappingProxyType(query),
         env=MappingProxyType({**shared.env, **env}),
+        secret=secret,
     )
 
 
@@ -145,5 +149,10 @@ class UserCredentialResolver:
             return await self._shared.resolve(user_id, target)
         auth = await resolve(self._hub, user_id, target.server_id)
         return ResolvedCredential(
-            identity=auth.identity, headers=dict(auth.headers), env=dict(auth.env), query=dict(auth.query)
+            identity=auth.identity,
+            headers=dict(auth.headers),
+            env=dict(auth.env),
+            query=dict(auth.query),
+            secret=auth.secret,
+            secret_kind="oauth2" if auth.kind == "oauth2" else "byok",
         )

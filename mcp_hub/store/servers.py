@@ -10,10 +10,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.admin.schemas import ServerCreate, ServerFields, ServerOut, check_server_shape, default_alias
+from mcp_hub.admin.schemas import (
+    OPENAPI_FIELDS,
+    ServerCreate,
+    ServerFields,
+    ServerOut,
+    check_server_shape,
+    default_alias,
+)
 from mcp_hub.crypto import Keyring, RowBinding
 from mcp_hub.errors import ConflictError, InvalidInputError, NotFoundError
-from mcp_hub.store.models import McpServer, McpServerUser, User, new_id
+from mcp_hub.store.models import McpServer, McpServerUser, User, new_id, utcnow
 
 TABLE = "mcp_servers"
 SECRET_FIELDS = ("env", "headers", "client_secret")
@@ -38,6 +45,9 @@ PLAIN_FIELDS = (
     "byok_mode",
     "byok_name",
     "byok_template",
+    "openapi_base_url",
+    "openapi_include",
+    "openapi_exclude",
 )
 
 
@@ -107,7 +117,26 @@ async def _set_allowed_users(session: AsyncSession, server_id: str, user_ids: Se
     session.add_all(McpServerUser(server_id=server_id, user_id=user_id) for user_id in sorted(set(user_ids)))
 
 
-async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCreate) -> McpServer:
+def set_spec_document(server: McpServer, document: dict[str, Any] | None) -> None:
+    """Stores a freshly validated OpenAPI document; drops the stored one when the server stops being
+    OpenAPI-backed."""
+    if server.transport != "http" or not server.spec_location:
+        server.spec_document = None
+        server.spec_fetched_at = None
+    elif document is not None:
+        server.spec_document = document
+        server.spec_fetched_at = utcnow()
+    elif server.spec_document is None:
+        raise InvalidInputError(f"server {server.name!r} needs its OpenAPI document read and validated first")
+
+
+async def create_server(
+    session: AsyncSession,
+    keyring: Keyring,
+    spec: ServerCreate,
+    *,
+    spec_document: dict[str, Any] | None = None,
+) -> McpServer:
     # The id is known before the insert because it is part of the secrets' associated data.
     server = McpServer(id=new_id(), name=spec.name, args=[], scopes=[])
     for field in PLAIN_FIELDS:
@@ -115,6 +144,7 @@ async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCre
         if value is not None:
             setattr(server, field, value.value if hasattr(value, "value") else value)
     server.alias = spec.alias or default_alias(spec.name)
+    set_spec_document(server, spec_document)
     write_secrets(keyring, server, _secret_updates(spec, ServerSecrets({}, {}, None)))
     session.add(server)
     await _flush_unique(session, spec.name)
@@ -125,7 +155,12 @@ async def create_server(session: AsyncSession, keyring: Keyring, spec: ServerCre
 
 
 async def update_server(
-    session: AsyncSession, keyring: Keyring, server: McpServer, changes: ServerFields
+    session: AsyncSession,
+    keyring: Keyring,
+    server: McpServer,
+    changes: ServerFields,
+    *,
+    spec_document: dict[str, Any] | None = None,
 ) -> McpServer:
     given = changes.model_fields_set
     merged = {
@@ -137,6 +172,7 @@ async def update_server(
             url=merged["url"],
             spec_location=merged["spec_location"],
             command=merged["command"],
+            openapi_settings=any(merged[name] for name in OPENAPI_FIELDS),
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
@@ -150,12 +186,21 @@ async def update_server(
             if value is None and field in ("auth_type", "access", "enabled", "transport", "alias"):
                 raise InvalidInputError(f"{field} cannot be null")
             setattr(server, field, value.value if hasattr(value, "value") else value)
+    if spec_needs_reading(given) and spec_document is None and merged["spec_location"]:
+        raise InvalidInputError("changing an OpenAPI server's spec settings needs its document read again")
+    set_spec_document(server, spec_document)
     if given & set(SECRET_FIELDS):
         write_secrets(keyring, server, _secret_updates(changes, read_secrets(keyring, server)))
     if "allowed_users" in given:
         await _set_allowed_users(session, server.id, changes.allowed_users or [])
     await _flush_unique(session, server.name)
     return server
+
+
+def spec_needs_reading(given: set[str]) -> bool:
+    """Whether a change touches what the stored OpenAPI document was read or validated with (its
+    location, the headers it was fetched with, the base URL the SSRF guard approved)."""
+    return bool(given & {"transport", "spec_location", "headers", "openapi_base_url"})
 
 
 async def _flush_unique(session: AsyncSession, name: str) -> None:
@@ -238,6 +283,10 @@ def server_out(keyring: Keyring, server: McpServer, allowed_users: list[str]) ->
         issuer=server.issuer,
         resource_metadata_url=server.resource_metadata_url,
         oauth_discovered_at=server.oauth_discovered_at,
+        openapi_base_url=server.openapi_base_url,
+        openapi_include=server.openapi_include,
+        openapi_exclude=server.openapi_exclude,
+        spec_fetched_at=server.spec_fetched_at,
         created_at=server.created_at,
         updated_at=server.updated_at,
     )

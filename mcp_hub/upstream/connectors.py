@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
@@ -34,9 +34,26 @@ def _http_timeout(connect_timeout: float) -> httpx2.Timeout:
     return httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT_SECONDS)
 
 
+class InProcessConnector(Protocol):
+    """Opens an upstream served inside the hub (OpenAPI-backed servers: mcp_hub.openapi.runtime)."""
+
+    async def open(
+        self, target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack
+    ) -> Streams: ...
+
+
 async def open_transport(
-    target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack, *, connect_timeout: float
+    target: UpstreamTarget,
+    credential: ResolvedCredential,
+    stack: AsyncExitStack,
+    *,
+    connect_timeout: float,
+    openapi: InProcessConnector | None = None,
 ) -> Streams:
+    if target.openapi is not None:
+        if openapi is None:
+            raise ConfigError(f"server {target.name!r} is OpenAPI-backed but the hub runs no OpenAPI runtime")
+        return await openapi.open(target, credential, stack)
     if target.transport == "http":
         return await _open_http(target, credential, stack, connect_timeout)
     if target.transport == "sse":

@@ -9,7 +9,7 @@ without touching the pool or the gateway.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mcp_hub.upstream.target import UpstreamTarget
 
@@ -27,6 +27,10 @@ class ResolvedCredential:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     # Query parameters added to the upstream URL (some APIs take their key that way).
     query: dict[str, str] = field(default_factory=dict, repr=False)
+    # The user's own secret (BYOK key or OAuth2 access token) as it is, for upstreams that place it
+    # themselves (OpenAPI security schemes); None for shared credentials.
+    secret: str | None = field(default=None, repr=False)
+    secret_kind: Literal["byok", "oauth2"] | None = None
 
 
 class CredentialResolver(Protocol):
