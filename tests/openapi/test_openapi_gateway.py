@@ -37,7 +37,9 @@ async def add_byok_user(hub: RunningHub, server_id: str, name: str, secret: str)
     user = await hub.add_user(name)
     key = await hub.add_key(user)
     response = await hub.admin.put(
-        f"/v1/servers/{server_id}/credential", json={"key": secret}, headers={"Authorization": f"Bearer {key}"}
+        f"/v1/servers/{server_id}/credential",
+        json={"key": secret},
+        headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 200, response.text
     return key
@@ -61,14 +63,18 @@ async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str)
     return key
 
 
-async def call(session: ClientSession, name: str, arguments: dict[str, Any] | None = None) -> types.CallToolResult:
+async def call(
+    session: ClientSession, name: str, arguments: dict[str, Any] | None = None
+) -> types.CallToolResult:
     return await session.call_tool(name, arguments or {})
 
 
 @pytest.fixture
 async def notes_servers(openapi_hub: RunningHub, rest_api: RestApi) -> dict[str, str]:
     """The same REST API twice: once with BYOK keys, once with OAuth tokens. Returns server ids."""
-    byok = await openapi_hub.add_server("notes", transport="http", spec_location=rest_api.spec_url, auth_type="byok")
+    byok = await openapi_hub.add_server(
+        "notes", transport="http", spec_location=rest_api.spec_url, auth_type="byok"
+    )
     oauth = await openapi_hub.add_server(
         "notes-oauth", alias="onotes", transport="http", spec_location=rest_api.spec_url, auth_type="oauth2"
     )
@@ -79,7 +85,15 @@ async def test_tools_come_from_the_spec(openapi_hub: RunningHub, notes_servers: 
     key = await add_byok_user(openapi_hub, notes_servers["byok"], "alice", "key-alice")
     async with shttp_session(f"{openapi_hub.url}/mcp/notes", key) as session:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-    assert set(tools) >= {"whoami", "listNotes", "createNote", "getNote", "deleteNote", "getFile", "countTree"}
+    assert set(tools) >= {
+        "whoami",
+        "listNotes",
+        "createNote",
+        "getNote",
+        "deleteNote",
+        "getFile",
+        "countTree",
+    }
     assert tools["listNotes"].description == "List your notes"
     schema = tools["listNotes"].input_schema
     # The $ref to the Order enum is inlined; the query parameters keep their constraints.
@@ -124,12 +138,16 @@ async def test_every_operation_matches_the_direct_rest_call(
         ):
             via_hub = structured(await call(session, "notes__listNotes", args))
             assert via_hub == (await direct.get("/notes", params=params)).json()
-        assert [note["title"] for note in structured(await call(session, "notes__listNotes", {"order": "newest"}))] == [
+        assert [
+            note["title"] for note in structured(await call(session, "notes__listNotes", {"order": "newest"}))
+        ] == [
             "second",
             "first",
         ]
 
-        got = structured(await call(session, "notes__getNote", {"note_id": created["id"], "x-trace-id": "t-1"}))
+        got = structured(
+            await call(session, "notes__getNote", {"note_id": created["id"], "x-trace-id": "t-1"})
+        )
         assert got == (await direct.get(f"/notes/{created['id']}", headers={"X-Trace-Id": "t-1"})).json()
         assert got["trace"] == "t-1"
 
@@ -139,9 +157,10 @@ async def test_every_operation_matches_the_direct_rest_call(
         readme = await call(session, "notes__readme")
         assert not readme.is_error and readme.structured_content is None
         assert readme.content[0].text == (await direct.get("/readme")).text  # type: ignore[union-attr]
-        assert structured(await call(session, "notes__getFile", {"name": "report.pdf"})) == (
-            await direct.get("/files/report.pdf")
-        ).json()
+        assert (
+            structured(await call(session, "notes__getFile", {"name": "report.pdf"}))
+            == (await direct.get("/files/report.pdf")).json()
+        )
 
         deleted = await call(session, "notes__deleteNote", {"note_id": second["id"]})
         assert not deleted.is_error and deleted.content[0].text == "HTTP 204"  # type: ignore[union-attr]
