@@ -183,12 +183,10 @@ async def refresh_server(server_id: str, request: Request, hub: HubDep, admin: A
     """Reads an OpenAPI server's spec again (its tools change with it); 422 lists the problems of an
     invalid one, and the last good document stays in use."""
     async with transaction(hub.sessions) as session:
-        current = await servers.get_server(session, server_id)
-        if current.transport != "http" or not current.spec_location:
-            raise InvalidInputError(f"server {current.name!r} is not OpenAPI-backed: nothing to refresh")
-        location, base_url = current.spec_location, current.openapi_base_url
-        headers = servers.read_secrets(hub.keyring, current).headers
-    document = await _read_spec(request, hub, location=location, headers=headers, base_url=base_url)
+        reading = servers.spec_reading(hub.keyring, await servers.get_server(session, server_id))
+    document = await _read_spec(
+        request, hub, location=reading.location, headers=reading.headers, base_url=reading.base_url
+    )
     async with transaction(hub.sessions) as session:
         server = await servers.get_server(session, server_id)
         servers.set_spec_document(server, document)

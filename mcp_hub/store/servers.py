@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +196,27 @@ async def update_server(
         await _set_allowed_users(session, server.id, changes.allowed_users or [])
     await _flush_unique(session, server.name)
     return server
+
+
+@dataclass(frozen=True)
+class SpecReading:
+    """What an OpenAPI server's spec is read with: its location, the server's own headers (a spec behind
+    auth) and the base URL override the SSRF guard must approve."""
+
+    location: str
+    headers: dict[str, str] = dataclasses.field(repr=False)
+    base_url: str | None
+
+
+def spec_reading(keyring: Keyring, server: McpServer) -> SpecReading:
+    """For a refresh; InvalidInputError when the server is not OpenAPI-backed."""
+    if server.transport != "http" or not server.spec_location:
+        raise InvalidInputError(f"server {server.name!r} is not OpenAPI-backed: nothing to refresh")
+    return SpecReading(
+        location=server.spec_location,
+        headers=read_secrets(keyring, server).headers,
+        base_url=server.openapi_base_url,
+    )
 
 
 def spec_needs_reading(given: set[str]) -> bool:

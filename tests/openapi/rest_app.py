@@ -23,7 +23,7 @@ API_KEYS = {"key-alice": "alice", "key-bob": "bob"}
 OAUTH_TOKENS = {"token-carol": "carol", "token-dave": "dave"}
 
 
-class Order(str, enum.Enum):
+class Order(enum.StrEnum):
     newest = "newest"
     oldest = "oldest"
 
@@ -128,6 +128,13 @@ def create_rest_app(state: ApiState) -> FastAPI:
     @app.delete("/notes/{note_id}", operation_id="deleteNote", tags=["notes"], status_code=204)
     async def delete_note(who: Caller, note_id: int) -> None:
         state.notes[who] = [note for note in state.notes.get(who, []) if note.id != note_id]
+
+    @app.get("/session", operation_id="session", tags=["account"])
+    async def session(who: Caller, request: Request) -> JSONResponse:
+        """Sets a cookie for the caller and reports the one it was sent (none, if clients keep apart)."""
+        response = JSONResponse({"user": who, "cookie_sent": request.cookies.get("sid")})
+        response.set_cookie("sid", f"session-of-{who}")
+        return response
 
     @app.get("/files/{name}", operation_id="getFile", tags=["files"])
     async def get_file(name: str, request: Request) -> dict[str, str]:

@@ -201,3 +201,20 @@ async def test_byok_and_oauth_users_each_see_their_own_data(
         user: [f"{user}'s note"] for user in keys
     }
     assert set(API_KEYS.values()) | set(OAUTH_TOKENS.values()) == set(keys)
+
+
+async def test_users_never_share_cookies_or_secrets(
+    openapi_hub: RunningHub, rest_api: RestApi, notes_servers: dict[str, str]
+) -> None:
+    """The pooled HTTP client is shared by every user of a server: a cookie set on one user's call must
+    not ride along on another's, and no secret shows in results."""
+    keys = {
+        user: await add_byok_user(openapi_hub, notes_servers["byok"], user, secret)
+        for user, secret in (("alice", "key-alice"), ("bob", "key-bob"))
+    }
+    for user in ("alice", "bob", "alice"):
+        async with shttp_session(f"{openapi_hub.url}/mcp/notes", keys[user]) as session:
+            result = await call(session, "session")
+            assert structured(result) == {"user": user, "cookie_sent": None}
+            listed = await session.list_tools()
+            assert "key-alice" not in listed.model_dump_json() and "key-bob" not in result.model_dump_json()
