@@ -173,3 +173,12 @@ def create_rest_app(state: ApiState) -> FastAPI:
         return {"slept": seconds}
 
     return app
+
+
+if __name__ == "__main__":
+    # `python -m tests.openapi.rest_app PORT`: the Notes API on loopback, for trying docs/openapi.md by hand.
+    import sys
+
+    import uvicorn
+
+    uvicorn.run(create_rest_app(ApiState()), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
