@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from fastapi.security import APIKeyHeader, OAuth2AuthorizationCodeBearer
+from fastapi.security import APIKeyHeader, APIKeyQuery, OAuth2AuthorizationCodeBearer
 from pydantic import BaseModel, Field
 
 API_KEYS = {"key-alice": "alice", "key-bob": "bob"}
@@ -65,6 +65,8 @@ class ApiState:
 
 
 api_key = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey")
+# Some APIs take the key in the query string, under a name of their own.
+signature = APIKeyQuery(name="sig_token", auto_error=False, scheme_name="QueryKey")
 oauth = OAuth2AuthorizationCodeBearer(
     authorizationUrl="https://auth.example/authorize",
     tokenUrl="https://auth.example/token",
@@ -128,6 +130,12 @@ def create_rest_app(state: ApiState) -> FastAPI:
     @app.delete("/notes/{note_id}", operation_id="deleteNote", tags=["notes"], status_code=204)
     async def delete_note(who: Caller, note_id: int) -> None:
         state.notes[who] = [note for note in state.notes.get(who, []) if note.id != note_id]
+
+    @app.get("/signed", operation_id="whoamiSigned", tags=["account"])
+    async def whoami_signed(sig: Annotated[str | None, Security(signature)]) -> dict[str, str]:
+        if sig is None or sig not in API_KEYS:
+            raise HTTPException(status_code=401, detail="unknown key")
+        return {"user": API_KEYS[sig]}
 
     @app.get("/session", operation_id="session", tags=["account"])
     async def session(who: Caller, request: Request) -> JSONResponse:

@@ -5,6 +5,7 @@ own data."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx2
@@ -218,3 +219,16 @@ async def test_users_never_share_cookies_or_secrets(
             assert structured(result) == {"user": user, "cookie_sent": None}
             listed = await session.list_tools()
             assert "key-alice" not in listed.model_dump_json() and "key-bob" not in result.model_dump_json()
+
+
+async def test_a_query_string_key_stays_out_of_the_logs(
+    openapi_hub: RunningHub, notes_servers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spec puts this API's key in the query string under a name of its own (`sig_token`): httpx2
+    logs each request's URL at INFO, and the URL must not carry the key into the log."""
+    key = await add_byok_user(openapi_hub, notes_servers["byok"], "alice", "key-alice")
+    caplog.set_level(logging.DEBUG)
+    async with shttp_session(f"{openapi_hub.url}/mcp/notes", key) as session:
+        assert structured(await call(session, "whoamiSigned")) == {"user": "alice"}
+    assert any("/signed" in record.getMessage() for record in caplog.records)
+    assert "key-alice" not in caplog.text
