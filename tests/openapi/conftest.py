@@ -65,6 +65,9 @@ def openapi_settings(settings: Settings, **extra: object) -> Settings:
             "oauth_allowed_hosts": ["127.0.0.1"],
             "openapi_max_response_bytes": RESPONSE_CAP,
             "openapi_spec_dirs": [SPECS],
+            # The MCP endpoints reuse a request's authentication (with the server rows it allowed) for
+            # up to this long; off here, so a refresh or an edit shows on the very next request.
+            "mcp_auth_cache_seconds": 0,
             **extra,
         }
     )

@@ -75,9 +75,7 @@ async def hub(settings: Settings) -> AsyncIterator[RunningHub]:
     engine = create_engine(settings.resolved_database_url)
     await upgrade(engine)  # PostgreSQL is never migrated by the hub itself
     await engine.dispose()
-    # The MCP endpoints reuse a request's authentication (with the server rows it allowed) for up to
-    # MCP_HUB_MCP_AUTH_CACHE_SECONDS; off here, so a refresh shows on the very next listing.
-    async with serve_hub(openapi_settings(settings, mcp_auth_cache_seconds=0)) as running:
+    async with serve_hub(openapi_settings(settings)) as running:
         yield running
 
 

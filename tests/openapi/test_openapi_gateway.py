@@ -12,11 +12,12 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
 
 from mcp_hub.credentials.store import put_credential
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
-from mcp_hub.store.models import CredentialType
+from mcp_hub.store.models import CredentialType, McpServer
 from tests.gateway.clients import shttp_session
 from tests.gateway.conftest import RunningHub
 from tests.openapi.conftest import RestApi
@@ -232,3 +233,29 @@ async def test_a_query_string_key_stays_out_of_the_logs(
         assert structured(await call(session, "whoamiSigned")) == {"user": "alice"}
     assert any("/signed" in record.getMessage() for record in caplog.records)
     assert "key-alice" not in caplog.text
+
+
+async def test_a_row_without_its_document_fails_alone_until_refreshed(
+    openapi_hub: RunningHub, rest_api: RestApi
+) -> None:
+    """Rows made before OpenAPI support (spec_location set, no stored document): that server reports
+    what to do, the others keep working, and a refresh brings it up."""
+    server = await openapi_hub.add_server(
+        "notes", transport="http", spec_location=rest_api.spec_url, access="public"
+    )
+    await openapi_hub.add_server("files", transport="http", spec_location=rest_api.spec_url, access="public")
+    app_hub: Hub = openapi_hub.app.state.hub
+    async with transaction(app_hub.sessions) as session:
+        row = await session.get(McpServer, server["id"])
+        assert row is not None
+        row.spec_document = None
+    async with shttp_session(f"{openapi_hub.url}/mcp/notes", None) as session:
+        with pytest.raises(MCPError, match="misconfigured"):
+            await session.list_tools()
+    key = await openapi_hub.add_key(await openapi_hub.add_user("uma"))
+    async with shttp_session(f"{openapi_hub.url}/mcp", key) as session:
+        names = [tool.name for tool in (await session.list_tools()).tools]
+    assert "files__whoami" in names and not any(name.startswith("notes__") for name in names)
+    assert (await openapi_hub.admin.post(f"/v1/servers/{server['id']}/refresh")).status_code == 200
+    async with shttp_session(f"{openapi_hub.url}/mcp/notes", None) as session:
+        assert "whoami" in [tool.name for tool in (await session.list_tools()).tools]
