@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mcp_hub.admin.schemas import ServerCreate, UserCreate
 from mcp_hub.app import announce_admin_key, create_app
 from mcp_hub.crypto import prepend_key_to_file
-from mcp_hub.errors import HubError
+from mcp_hub.errors import HubError, InvalidSpecError
 from mcp_hub.openapi.runtime import openapi_runtime
 from mcp_hub.openapi.tools import build_tools
 from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
@@ -354,7 +354,13 @@ def servers_apply(
 async def _read_specs(hub: Hub, servers: list[ServerCreate]) -> dict[str, dict[str, Any]]:
     documents: dict[str, dict[str, Any]] = {}
     for server in servers:
-        document = await _read_spec(hub, server)
+        try:
+            document = await _read_spec(hub, server)
+        except InvalidSpecError as exc:
+            # The file may list many servers: say which one's spec is at fault.
+            raise InvalidSpecError(
+                [f"server {server.name!r}: {problem}" for problem in exc.problems]
+            ) from None
         if document is not None:
             documents[server.name] = document
     return documents

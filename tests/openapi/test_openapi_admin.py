@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import yaml
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from typer.testing import CliRunner
@@ -172,9 +174,14 @@ async def test_shape_rules(hub: RunningHub, spec_host: SpecHost) -> None:
     assert spec_host.seen_tokens == []
 
 
-async def test_cli_refresh_rereads_the_spec(
-    settings: Settings, spec_host: SpecHost, monkeypatch: pytest.MonkeyPatch
-) -> None:
+CliRun = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRun:
+    """`mcp-hub ARGS...` on the test's database. CliRunner runs the command in the calling thread and the
+    command runs its own event loop, while the spec host is served from this test's loop: each call goes
+    to a worker thread."""
     for name in list(os.environ):
         if name.startswith("MCP_HUB_"):
             monkeypatch.delenv(name)
@@ -187,16 +194,15 @@ async def test_cli_refresh_rereads_the_spec(
     }
     runner = CliRunner()
 
-    def cli(*args: str) -> Any:
-        return runner.invoke(cli_app, list(args), env=env)
-
-    # CliRunner runs the command in this thread, and the command runs its own event loop: the spec
-    # host must be served from another thread's loop meanwhile, so each call goes to a worker thread.
     async def run(*args: str) -> Any:
-        return await anyio.to_thread.run_sync(lambda: cli(*args))
+        return await anyio.to_thread.run_sync(lambda: runner.invoke(cli_app, list(args), env=env))
 
-    assert (await run("db", "upgrade")).exit_code == 0
-    added = await run(
+    return run
+
+
+async def test_cli_refresh_rereads_the_spec(cli: CliRun, spec_host: SpecHost) -> None:
+    assert (await cli("db", "upgrade")).exit_code == 0
+    added = await cli(
         "servers",
         "add",
         "changing",
@@ -211,13 +217,38 @@ async def test_cli_refresh_rereads_the_spec(
     )
     assert added.exit_code == 0, added.output
     spec_host.spec = spec_with("alpha", "beta", "gamma", base_url=spec_host.url)
-    refreshed = await run("servers", "refresh", "changing")
+    refreshed = await cli("servers", "refresh", "changing")
     assert refreshed.exit_code == 0, refreshed.output
     assert refreshed.stdout.strip() == "refreshed changing: 2 tools"
     spec_host.spec = {"openapi": "3.1.0"}
-    failed = await run("servers", "refresh", "changing")
+    failed = await cli("servers", "refresh", "changing")
     assert failed.exit_code == 1
     assert "invalid OpenAPI document" in failed.output and "info" in failed.output
     assert SPEC_TOKEN not in failed.output + refreshed.output + added.output
-    missing = await run("servers", "refresh", "nope")
+    missing = await cli("servers", "refresh", "nope")
     assert missing.exit_code == 1 and "no server named 'nope'" in missing.output
+
+
+async def test_cli_apply_names_the_server_whose_spec_is_bad(
+    cli: CliRun, spec_host: SpecHost, tmp_path: Path
+) -> None:
+    good = {
+        "name": "good",
+        "transport": "http",
+        "spec_location": spec_host.spec_url,
+        "headers": {"X-Spec-Token": SPEC_TOKEN},
+    }
+    servers_file = tmp_path / "servers.yaml"
+    servers_file.write_text(yaml.safe_dump({"servers": [good, {**good, "name": "tokenless", "headers": {}}]}))
+    assert (await cli("db", "upgrade")).exit_code == 0
+    failed = await cli("servers", "apply", str(servers_file))
+    assert failed.exit_code == 1
+    assert "server 'tokenless': spec_location: fetching the document answered HTTP 401" in failed.output
+    assert (
+        await cli("servers", "list")
+    ).stdout.strip() == "no servers yet: add one with `mcp-hub servers add NAME --transport http --url URL`"
+    servers_file.write_text(yaml.safe_dump({"servers": [good]}))
+    assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == ["created good"]
+    assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == ["unchanged good"]
+    spec_host.spec = spec_with("alpha", base_url=spec_host.url)
+    assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == ["updated good"]

@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 import pytest
@@ -259,3 +260,19 @@ async def test_a_row_without_its_document_fails_alone_until_refreshed(
     assert (await openapi_hub.admin.post(f"/v1/servers/{server['id']}/refresh")).status_code == 200
     async with shttp_session(f"{openapi_hub.url}/mcp/notes", None) as session:
         assert "whoami" in [tool.name for tool in (await session.list_tools()).tools]
+
+
+async def test_concurrent_calls_on_one_session(
+    openapi_hub: RunningHub, rest_api: RestApi, notes_servers: dict[str, str]
+) -> None:
+    key = await add_byok_user(openapi_hub, notes_servers["byok"], "alice", "key-alice")
+    results: dict[int, Any] = {}
+    async with shttp_session(f"{openapi_hub.url}/mcp/notes", key) as session:
+
+        async def one(index: int) -> None:
+            results[index] = structured(await call(session, "getFile", {"name": f"f{index}"}))["name"]
+
+        async with anyio.create_task_group() as tg:
+            for index in range(20):
+                tg.start_soon(one, index)
+    assert results == {index: f"f{index}" for index in range(20)}
