@@ -113,7 +113,8 @@ def build_tools(
             operation = item.get(method)
             if not isinstance(operation, dict):
                 continue
-            name = tool_name(operation.get("operationId"), method, path)
+            # Made unique before filtering, so a tool keeps its name whatever the filters leave out.
+            name = _unique(tool_name(operation.get("operationId"), method, path), taken)
             if not _selected(operation, name, include, exclude):
                 continue
             try:
@@ -121,7 +122,7 @@ def build_tools(
                     _operation_tool(
                         document,
                         Inliner(document, nullable_keyword=nullable_keyword),
-                        name=_unique(name, taken),
+                        name=name,
                         method=method,
                         path=str(path),
                         operation=operation,
@@ -155,9 +156,7 @@ def _operation_tool(
         wire_name = str(raw.get("name"))
         if location == "header" and wire_name.lower() in IGNORED_HEADERS:
             continue
-        arg = (
-            wire_name if wire_name not in properties and wire_name != BODY_ARG else f"{location}_{wire_name}"
-        )
+        arg = _unique_arg(wire_name, location, properties)
         schema, as_json = _parameter_schema(raw, inliner)
         if raw.get("description") and isinstance(schema, dict) and "description" not in schema:
             schema = {**schema, "description": str(raw["description"])}
@@ -202,6 +201,15 @@ def _operation_tool(
         body=body[0] if body is not None else None,
         security=tuple(entry for entry in security or [] if isinstance(entry, dict)),
     )
+
+
+def _unique_arg(wire_name: str, location: str, taken: dict[str, Any]) -> str:
+    """The parameter's name, or `{in}_{name}` when another location (or the body) already uses it."""
+    arg = wire_name if wire_name not in taken and wire_name != BODY_ARG else f"{location}_{wire_name}"
+    counter = 2
+    while arg in taken:
+        arg, counter = f"{location}_{wire_name}_{counter}", counter + 1
+    return arg
 
 
 def _merged_parameters(

@@ -134,6 +134,11 @@ def test_tool_names_follow_the_mcp_rules_and_stay_unique() -> None:
         "same_thing_2",
         "same-thing",
     ]
+    # Filters never rename what they keep.
+    assert [t.name for t in build_tools(document, include=None, exclude=["same thing"])] == [
+        "same_thing_2",
+        "same-thing",
+    ]
 
 
 def test_yaml_is_loaded_safely() -> None:
