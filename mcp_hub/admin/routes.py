@@ -138,21 +138,15 @@ async def get_server(server_id: str, hub: HubDep, _admin: AdminDep) -> ServerOut
 async def _spec_for_update(
     request: Request, hub: HubDep, server_id: str, body: ServerUpdate
 ) -> dict[str, Any] | None:
-    """The OpenAPI document re-read when a change touches what it was read with; None otherwise. Read
+    """The OpenAPI document re-read when a change alters what it was read with; None otherwise. Read
     before the update's transaction, so no database transaction waits on the network."""
-    given = body.model_fields_set
-    if not servers.spec_needs_reading(given):
-        return None
     async with transaction(hub.sessions) as session:
-        current = await servers.get_server(session, server_id)
-        secrets = servers.read_secrets(hub.keyring, current)
-        transport = body.transport if "transport" in given else current.transport
-        location = body.spec_location if "spec_location" in given else current.spec_location
-        base_url = body.openapi_base_url if "openapi_base_url" in given else current.openapi_base_url
-    if transport != "http" or not location:
+        reading = servers.spec_reading_after(hub.keyring, await servers.get_server(session, server_id), body)
+    if reading is None:
         return None
-    headers = (body.headers or {}) if "headers" in given else secrets.headers
-    return await _read_spec(request, hub, location=location, headers=headers, base_url=base_url)
+    return await _read_spec(
+        request, hub, location=reading.location, headers=reading.headers, base_url=reading.base_url
+    )
 
 
 @router.patch("/servers/{server_id}", response_model=ServerOut, tags=["servers"])

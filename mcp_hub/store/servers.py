@@ -127,8 +127,6 @@ def set_spec_document(server: McpServer, document: dict[str, Any] | None) -> Non
     elif document is not None:
         server.spec_document = document
         server.spec_fetched_at = utcnow()
-    elif server.spec_document is None:
-        raise InvalidInputError(f"server {server.name!r} needs its OpenAPI document read and validated first")
 
 
 async def create_server(
@@ -145,6 +143,8 @@ async def create_server(
         if value is not None:
             setattr(server, field, value.value if hasattr(value, "value") else value)
     server.alias = spec.alias or default_alias(spec.name)
+    if spec.transport == "http" and spec.spec_location and spec_document is None:
+        raise InvalidInputError(f"server {spec.name!r} needs its OpenAPI document read and validated first")
     set_spec_document(server, spec_document)
     write_secrets(keyring, server, _secret_updates(spec, ServerSecrets({}, {}, None)))
     session.add(server)
@@ -177,6 +177,8 @@ async def update_server(
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
+    if spec_document is None and spec_reading_after(keyring, server, changes) is not None:
+        raise InvalidInputError("changing an OpenAPI server's spec settings needs its document read again")
     if "name" in given and getattr(changes, "name", None):
         server.name = changes.name  # type: ignore[attr-defined]
     for field in PLAIN_FIELDS:
@@ -187,8 +189,6 @@ async def update_server(
             if value is None and field in ("auth_type", "access", "enabled", "transport", "alias"):
                 raise InvalidInputError(f"{field} cannot be null")
             setattr(server, field, value.value if hasattr(value, "value") else value)
-    if spec_needs_reading(given) and spec_document is None and merged["spec_location"]:
-        raise InvalidInputError("changing an OpenAPI server's spec settings needs its document read again")
     set_spec_document(server, spec_document)
     if given & set(SECRET_FIELDS):
         write_secrets(keyring, server, _secret_updates(changes, read_secrets(keyring, server)))
@@ -219,10 +219,31 @@ def spec_reading(keyring: Keyring, server: McpServer) -> SpecReading:
     )
 
 
-def spec_needs_reading(given: set[str]) -> bool:
-    """Whether a change touches what the stored OpenAPI document was read or validated with (its
-    location, the headers it was fetched with, the base URL the SSRF guard approved)."""
-    return bool(given & {"transport", "spec_location", "headers", "openapi_base_url"})
+def spec_reading_after(keyring: Keyring, server: McpServer, changes: ServerFields) -> SpecReading | None:
+    """What to read the spec with when `changes` alter what the stored document was read or validated
+    with (transport, location, the headers it was fetched with, the base URL the SSRF guard approved)
+    and the server stays OpenAPI-backed; None when the stored document still holds. Values are compared,
+    not field presence: an edit form that sends every field does not refetch the spec."""
+    given = changes.model_fields_set
+    stored = read_secrets(keyring, server).headers
+
+    def after(name: str, current: Any) -> Any:
+        return getattr(changes, name) if name in given else current
+
+    transport = after("transport", server.transport)
+    location = after("spec_location", server.spec_location)
+    base_url = after("openapi_base_url", server.openapi_base_url)
+    headers = (changes.headers or {}) if "headers" in given else stored
+    if transport != "http" or not location:
+        return None
+    if (transport, location, base_url, headers) == (
+        server.transport,
+        server.spec_location,
+        server.openapi_base_url,
+        stored,
+    ) and server.spec_document is not None:
+        return None
+    return SpecReading(location=location, headers=headers, base_url=base_url)
 
 
 async def _flush_unique(session: AsyncSession, name: str) -> None:

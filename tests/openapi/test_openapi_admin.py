@@ -124,10 +124,21 @@ async def test_create_refresh_and_update(hub: RunningHub, spec_host: SpecHost) -
     assert any("names nothing in the document" in problem for problem in problems), problems
     assert await tool_names(hub, "changing") == ["alpha", "gamma", "delta"]
 
-    # Filters apply without re-reading; changing the location re-reads (and is validated).
+    # Filters apply without re-reading, and so does an edit form sending the unchanged location and
+    # headers again; changing the location re-reads (and is validated).
     spec_host.spec = spec_with("alpha", "gamma", "delta", base_url=spec_host.url)
-    patched = await hub.admin.patch(f"/v1/servers/{server['id']}", json={"openapi_exclude": ["gam"]})
+    reads = len(spec_host.seen_tokens)
+    patched = await hub.admin.patch(
+        f"/v1/servers/{server['id']}",
+        json={
+            "openapi_exclude": ["gam"],
+            "description": "edited",
+            "spec_location": spec_host.spec_url,
+            "headers": {"X-Spec-Token": SPEC_TOKEN},
+        },
+    )
     assert patched.status_code == 200, patched.text
+    assert len(spec_host.seen_tokens) == reads
     assert patched.json()["openapi_exclude"] == ["gam"]
     assert await tool_names(hub, "changing") == ["alpha", "delta"]
     moved = await hub.admin.patch(
