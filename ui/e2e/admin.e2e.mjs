@@ -90,7 +90,7 @@ async function main() {
     page.on("request", (request) => {
       const url = new URL(request.url());
       if (url.pathname.startsWith("/v1/servers") && ["POST", "PATCH"].includes(request.method())) {
-        apiBodies.push({ method: request.method(), path: url.pathname, body: request.postDataJSON() });
+        apiBodies.push({ method: request.method(), path: url.pathname, body: request.postDataJSON() ?? {} }); // a refresh POST has no body
       }
     });
 
@@ -210,6 +210,15 @@ async function main() {
     await page.getByRole("heading", { name: "Edit server petstore" }).waitFor();
     await page.getByLabel("OpenAPI document (URL or file path)").waitFor();
     check((await page.getByLabel("Transport").inputValue()) === "openapi", "a stored http + spec edits as OpenAPI");
+    check(
+      /Last read /.test(await page.locator("#server-spec-hint").textContent()),
+      "the form says when the spec was last read",
+    );
+    const [refreshed] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/refresh") && r.request().method() === "POST"),
+      page.getByRole("button", { name: "Read the spec again" }).click(),
+    ]);
+    check(refreshed.status() === 200, `reading the spec again succeeds (got ${refreshed.status()})`);
     await page.getByLabel("Description (optional)").fill("Pets, from an OpenAPI document");
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.locator('tr[data-server="petstore"]').waitFor();
