@@ -8,6 +8,7 @@ http(s) URL on a network the SSRF guard admits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -21,7 +22,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.errors import InvalidSpecError, UnsafeUrlError
 from mcp_hub.openapi.loader import is_url
-from mcp_hub.openapi.refs import check_refs
+from mcp_hub.openapi.refs import check_refs, follow
 from mcp_hub.openapi.tools import build_tools
 
 MAX_PROBLEMS = 20
@@ -97,3 +98,61 @@ async def validate_document(
     except UnsafeUrlError as exc:
         raise InvalidSpecError([exc.message]) from None
     return base
+
+
+@dataclass(frozen=True)
+class OAuthEndpoints:
+    authorization_url: str
+    token_url: str
+    scopes: list[str]
+
+
+def oauth_endpoints(document: dict[str, Any], spec_location: str | None) -> OAuthEndpoints | None:
+    """The first `oauth2` security scheme with an authorization-code flow, so an OAuth2 OpenAPI server
+    needs no hand-entered endpoints (the upstream-MCP discovery has no MCP URL to start from here). The
+    scopes are the ones the document's security requirements ask of that scheme: what its operations
+    need, not every scope the flow lists. Relative URLs resolve against the spec's own URL."""
+    schemes = (document.get("components") or {}).get("securitySchemes") or {}
+    for name, raw in schemes.items():
+        scheme = follow(document, raw["$ref"]) if isinstance(raw, dict) and "$ref" in raw else raw
+        if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
+            continue
+        flow = (scheme.get("flows") or {}).get("authorizationCode")
+        if not isinstance(flow, dict):
+            continue
+        urls = [
+            _absolute(str(flow.get(key) or ""), spec_location) for key in ("authorizationUrl", "tokenUrl")
+        ]
+        if None in urls:
+            continue
+        return OAuthEndpoints(
+            authorization_url=str(urls[0]),
+            token_url=str(urls[1]),
+            scopes=_required_scopes(document, str(name)),
+        )
+    return None
+
+
+def _absolute(url: str, spec_location: str | None) -> str | None:
+    if url and spec_location and is_url(spec_location):
+        url = urljoin(spec_location, url)
+    return url if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc else None
+
+
+def _required_scopes(document: dict[str, Any], scheme_name: str) -> list[str]:
+    requirements: list[Any] = list(document.get("security") or [])
+    for path_item in (document.get("paths") or {}).values():
+        if isinstance(path_item, dict):
+            requirements.extend(
+                requirement
+                for operation in path_item.values()
+                if isinstance(operation, dict)
+                for requirement in operation.get("security") or []
+            )
+    scopes = {
+        str(scope)
+        for requirement in requirements
+        if isinstance(requirement, dict)
+        for scope in requirement.get(scheme_name) or []
+    }
+    return sorted(scopes)

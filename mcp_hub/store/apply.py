@@ -17,6 +17,7 @@ from mcp_hub.store.servers import (
     allowed_users_by_server,
     create_server,
     delete_server,
+    oauth_defaults,
     read_secrets,
     update_server,
 )
@@ -45,6 +46,17 @@ def _desired_state(spec: ServerCreate, spec_document: dict[str, Any] | None) -> 
     state["client_secret"] = spec.client_secret.get_secret_value() if spec.client_secret else None
     state["allowed_users"] = sorted(set(spec.allowed_users or []))
     state[SPEC_DOCUMENT] = spec_document
+    if spec_document is not None:
+        # What the stored row will hold once its spec fills in OAuth endpoints, so a second apply of
+        # the same file finds nothing to change.
+        state["authorization_url"], state["token_url"], state["scopes"] = oauth_defaults(
+            auth_type=state["auth_type"],
+            authorization_url=state["authorization_url"],
+            token_url=state["token_url"],
+            scopes=state["scopes"],
+            document=spec_document,
+            spec_location=state["spec_location"],
+        )
     return state
 
 

@@ -21,7 +21,8 @@ from mcp_hub.admin.schemas import (
 )
 from mcp_hub.crypto import Keyring, RowBinding
 from mcp_hub.errors import ConflictError, InvalidInputError, NotFoundError
-from mcp_hub.store.models import McpServer, McpServerUser, User, new_id, utcnow
+from mcp_hub.openapi.spec import oauth_endpoints
+from mcp_hub.store.models import AuthType, McpServer, McpServerUser, User, new_id, utcnow
 
 TABLE = "mcp_servers"
 SECRET_FIELDS = ("env", "headers", "client_secret")
@@ -124,9 +125,38 @@ def set_spec_document(server: McpServer, document: dict[str, Any] | None) -> Non
     if server.transport != "http" or not server.spec_location:
         server.spec_document = None
         server.spec_fetched_at = None
-    elif document is not None:
+        return
+    if document is not None:
         server.spec_document = document
         server.spec_fetched_at = utcnow()
+    if server.spec_document is not None:
+        server.authorization_url, server.token_url, server.scopes = oauth_defaults(
+            auth_type=server.auth_type,
+            authorization_url=server.authorization_url,
+            token_url=server.token_url,
+            scopes=list(server.scopes or []),
+            document=server.spec_document,
+            spec_location=server.spec_location,
+        )
+
+
+def oauth_defaults(
+    *,
+    auth_type: str,
+    authorization_url: str | None,
+    token_url: str | None,
+    scopes: list[str],
+    document: dict[str, Any],
+    spec_location: str | None,
+) -> tuple[str | None, str | None, list[str]]:
+    """An OAuth2 OpenAPI server without an authorization URL set by an admin takes its endpoints (and,
+    without scopes of its own, the scopes its operations ask for) from its spec's oauth2 scheme."""
+    if auth_type != AuthType.oauth2.value or authorization_url:
+        return authorization_url, token_url, scopes
+    found = oauth_endpoints(document, spec_location)
+    if found is None:
+        return authorization_url, token_url, scopes
+    return found.authorization_url, token_url or found.token_url, scopes or found.scopes
 
 
 async def create_server(

@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse
 from typer.testing import CliRunner
 
 from mcp_hub.cli import app as cli_app
+from mcp_hub.runtime import open_hub
 from mcp_hub.settings import Settings
-from mcp_hub.store.engine import create_engine, upgrade
+from mcp_hub.store.engine import create_engine, transaction, upgrade
+from mcp_hub.store.servers import get_server_by_name
 from tests.gateway.clients import shttp_session
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.openapi.conftest import openapi_settings, serve_app
@@ -35,9 +37,28 @@ def spec_with(*operation_ids: str, base_url: str) -> dict[str, Any]:
         "servers": [{"url": base_url}],
         "paths": {
             f"/{op}": {
-                "get": {"operationId": op, "tags": [op[:3]], "responses": {"200": {"description": "ok"}}}
+                "get": {
+                    "operationId": op,
+                    "tags": [op[:3]],
+                    "security": [{"oauth": [f"{op}:read"]}],
+                    "responses": {"200": {"description": "ok"}},
+                }
             }
             for op in operation_ids
+        },
+        "components": {
+            "securitySchemes": {
+                "oauth": {
+                    "type": "oauth2",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": "/oauth/authorize",
+                            "tokenUrl": "https://login.example.com/token",
+                            "scopes": {"alpha:read": "", "beta:read": "", "admin": ""},
+                        }
+                    },
+                }
+            }
         },
     }
 
@@ -241,7 +262,7 @@ async def test_cli_refresh_rereads_the_spec(cli: CliRun, spec_host: SpecHost) ->
 
 
 async def test_cli_apply_names_the_server_whose_spec_is_bad(
-    cli: CliRun, spec_host: SpecHost, tmp_path: Path
+    cli: CliRun, settings: Settings, spec_host: SpecHost, tmp_path: Path
 ) -> None:
     good = {
         "name": "good",
@@ -258,8 +279,28 @@ async def test_cli_apply_names_the_server_whose_spec_is_bad(
     assert (
         await cli("servers", "list")
     ).stdout.strip() == "no servers yet: add one with `mcp-hub servers add NAME --transport http --url URL`"
+    # An OAuth2 server takes its endpoints and the scopes its operations need from the spec, and a
+    # second apply of the same file changes nothing.
+    oauth = {**good, "name": "oauth", "auth_type": "oauth2"}
+    servers_file.write_text(yaml.safe_dump({"servers": [good, oauth]}))
+    assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == [
+        "created good",
+        "created oauth",
+    ]
+    assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == [
+        "unchanged good",
+        "unchanged oauth",
+    ]
+    async with open_hub(settings) as opened, transaction(opened.sessions) as session:
+        row = await get_server_by_name(session, "oauth")
+        assert (row.authorization_url, row.token_url, row.scopes) == (
+            f"{spec_host.url}/oauth/authorize",
+            "https://login.example.com/token",
+            ["alpha:read", "beta:read"],
+        )
+        plain = await get_server_by_name(session, "good")
+        assert (plain.authorization_url, plain.scopes) == (None, [])
     servers_file.write_text(yaml.safe_dump({"servers": [good]}))
-    assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == ["created good"]
     assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == ["unchanged good"]
     spec_host.spec = spec_with("alpha", base_url=spec_host.url)
     assert (await cli("servers", "apply", str(servers_file))).stdout.splitlines() == ["updated good"]

@@ -276,3 +276,43 @@ async def test_concurrent_calls_on_one_session(
             for index in range(20):
                 tg.start_soon(one, index)
     assert results == {index: f"f{index}" for index in range(20)}
+
+
+async def test_an_oauth_server_takes_its_endpoints_from_the_spec(
+    openapi_hub: RunningHub, rest_api: RestApi
+) -> None:
+    """No MCP URL to discover from: the spec's oauth2 scheme gives the authorize and token endpoints,
+    and a user's connect flow starts there."""
+    server = await openapi_hub.add_server(
+        "notes-oauth",
+        transport="http",
+        spec_location=rest_api.spec_url,
+        auth_type="oauth2",
+        client_id="notes-client",
+    )
+    assert (server["authorization_url"], server["token_url"]) == (
+        "https://auth.example/authorize",
+        "https://auth.example/token",
+    )
+    key = await openapi_hub.add_key(await openapi_hub.add_user("carol"))
+    started = await openapi_hub.admin.get(
+        f"/v1/servers/{server['id']}/oauth/authorize",
+        headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+    )
+    assert started.status_code == 200, started.text
+    url = started.json()["authorization_url"]
+    assert url.startswith("https://auth.example/authorize?") and "client_id=notes-client" in url
+    # An admin's own endpoints win over the spec's.
+    own = await openapi_hub.add_server(
+        "notes-own",
+        alias="own",
+        transport="http",
+        spec_location=rest_api.spec_url,
+        auth_type="oauth2",
+        authorization_url="https://login.example.com/auth",
+        token_url="https://login.example.com/token",
+    )
+    assert (own["authorization_url"], own["token_url"]) == (
+        "https://login.example.com/auth",
+        "https://login.example.com/token",
+    )
