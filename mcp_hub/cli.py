@@ -22,7 +22,9 @@ from mcp_hub.app import announce_admin_key, create_app
 from mcp_hub.authserver.clients import delete_client, list_clients
 from mcp_hub.authserver.passwords import check_password_strength, set_password
 from mcp_hub.crypto import prepend_key_to_file
-from mcp_hub.errors import HubError
+from mcp_hub.errors import HubError, InvalidSpecError
+from mcp_hub.openapi.runtime import openapi_runtime
+from mcp_hub.openapi.tools import build_tools
 from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
 from mcp_hub.settings import Settings
 from mcp_hub.store import servers as server_repo
@@ -190,6 +192,16 @@ def servers_add(
         list[str] | None, typer.Option("--header", help="NAME=VALUE sent upstream; repeatable")
     ] = None,
     spec: Annotated[str | None, typer.Option("--spec", help="OpenAPI document URL or path (http)")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAPI: call this URL instead of the spec's server")
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="OpenAPI: only this tag or operationId; repeatable")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="OpenAPI: leave out this tag or operationId; repeatable"),
+    ] = None,
     alias: Annotated[
         str | None, typer.Option(help="tool-name prefix on /mcp (default from the name)")
     ] = None,
@@ -203,6 +215,9 @@ def servers_add(
         "command": command,
         "spec_location": spec,
         "alias": alias,
+        "openapi_base_url": base_url,
+        "openapi_include": include or None,
+        "openapi_exclude": exclude or None,
     }
     if arg:
         fields["args"] = arg
@@ -215,11 +230,53 @@ def servers_add(
     spec_model = ServerCreate.model_validate({k: v for k, v in fields.items() if v is not None})
 
     async def _go(hub: Hub) -> McpServer:
+        document = await _read_spec(hub, spec_model) if spec_model.spec_location else None
         async with transaction(hub.sessions) as session:
-            return await server_repo.create_server(session, hub.keyring, spec_model)
+            return await server_repo.create_server(session, hub.keyring, spec_model, spec_document=document)
 
     server = run(_with_hub(_go))
     typer.echo(f"added server {server.name} (id {server.id}, alias {server.alias})")
+
+
+async def _read_spec(hub: Hub, server: ServerCreate) -> dict[str, Any] | None:
+    """Reads and validates an OpenAPI server's document. The CLI runs on the hub's machine as its
+    operator, so any file path may be read (the admin API limits files to MCP_HUB_OPENAPI_SPEC_DIRS)."""
+    if server.transport != "http" or not server.spec_location:
+        return None
+    return await _load_spec(hub, server.spec_location, server.headers or {}, server.openapi_base_url)
+
+
+async def _load_spec(
+    hub: Hub, location: str, headers: dict[str, str], base_url: str | None
+) -> dict[str, Any]:
+    runtime = openapi_runtime(hub)
+    try:
+        loaded = await runtime.load(location, headers=headers, base_url_override=base_url, file_roots=None)
+    finally:
+        await runtime.aclose()
+    return loaded.document
+
+
+@servers_app.command("refresh")
+@user_errors
+def servers_refresh(name: str) -> None:
+    """Read an OpenAPI server's spec again (its tools follow it); an invalid spec is refused and the last
+    good one stays in use."""
+
+    async def _go(hub: Hub) -> int:
+        async with transaction(hub.sessions) as session:
+            reading = server_repo.spec_reading(
+                hub.keyring, await server_repo.get_server_by_name(session, name)
+            )
+        document = await _load_spec(hub, reading.location, reading.headers, reading.base_url)
+        async with transaction(hub.sessions) as session:
+            row = await server_repo.get_server_by_name(session, name)
+            server_repo.set_spec_document(row, document)
+            tools = build_tools(document, include=row.openapi_include, exclude=row.openapi_exclude)
+        return len(tools)
+
+    count = run(_with_hub(_go))
+    typer.echo(f"refreshed {name}: {count} tools")
 
 
 @servers_app.command("list")
@@ -287,11 +344,30 @@ def servers_apply(
         raise fail(f"{file}: a server name appears twice")
 
     async def _go(hub: Hub) -> list[str]:
+        # Specs are read before the transaction: no database transaction waits on the network.
+        documents = await _read_specs(hub, desired.servers)
         async with transaction(hub.sessions) as session:
-            return await apply_servers(session, hub.keyring, desired.servers, prune=prune)
+            return await apply_servers(
+                session, hub.keyring, desired.servers, prune=prune, spec_documents=documents
+            )
 
     for line in run(_with_hub(_go)):
         typer.echo(line)
+
+
+async def _read_specs(hub: Hub, servers: list[ServerCreate]) -> dict[str, dict[str, Any]]:
+    documents: dict[str, dict[str, Any]] = {}
+    for server in servers:
+        try:
+            document = await _read_spec(hub, server)
+        except InvalidSpecError as exc:
+            # The file may list many servers: say which one's spec is at fault.
+            raise InvalidSpecError(
+                [f"server {server.name!r}: {problem}" for problem in exc.problems]
+            ) from None
+        if document is not None:
+            documents[server.name] = document
+    return documents
 
 
 # --- users and keys ------------------------------------------------------------------------------------

@@ -84,3 +84,12 @@ class UnsafeUrlError(HubError):
     loopback, link-local or otherwise internal network)."""
 
     status_code = 502
+
+
+class InvalidSpecError(InvalidInputError):
+    """An OpenAPI document cannot be used: unreadable, not OpenAPI 3.0/3.1, invalid, or unsafe (a `$ref`
+    outside the document, a server URL on a refused network, a `$ref` cycle). `problems` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid OpenAPI document: " + "; ".join(problems))
+        self.problems = problems

@@ -13,6 +13,8 @@ import re
 import threading
 from typing import Any
 
+import httpx2
+
 REDACTED = "[redacted]"
 _SECRET_PARAM = re.compile(
     r"(?i)\b(code|state|access_token|refresh_token|id_token|token|client_secret|code_verifier|key|api_key|apikey)"
@@ -45,6 +47,10 @@ def _strip_query(value: object) -> object:
 def _redact_arg(value: object) -> object:
     if isinstance(value, int | float | bool) or value is None:
         return value
+    if isinstance(value, httpx2.URL):
+        # httpx2 logs every request's URL. An OpenAPI spec may put a user's key in the query string
+        # under any name, so no name list can catch it: the whole query string goes.
+        return _strip_query(str(value))
     # Non-strings too: httpx2 logs its URL objects, which render with their query string.
     text = value if isinstance(value, str) else str(value)
     redacted = redact_text(text)

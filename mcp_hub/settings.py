@@ -126,6 +126,19 @@ class Settings(BaseSettings):
         "page, e.g. a browser-based MCP client. The OAuth metadata, /token, /register and /revoke allow "
         "any origin",
     )
+    openapi_max_spec_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest OpenAPI document the hub reads"
+    )
+    openapi_max_response_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        gt=0,
+        description="Largest REST response an OpenAPI tool call reads; a longer one is cut off and reported",
+    )
+    openapi_spec_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated directories whose files the admin API may use as spec_location; "
+        "file paths elsewhere are refused over HTTP (the CLI, run on the hub's machine, may read any)",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -179,6 +192,13 @@ class Settings(BaseSettings):
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
             raise ValueError("public_base_url must be an origin only (scheme://host[:port]), with no path")
         return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("openapi_spec_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(part.strip()) for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("admin_key")
     @classmethod

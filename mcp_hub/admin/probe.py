@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_hub.admin.routes import WriteOnlyInputRoute
+from mcp_hub.admin.routes import WriteOnlyInputRoute, spec_document_for
 from mcp_hub.admin.schemas import NAME_PATTERN, HttpUrl, ServerCreate
 from mcp_hub.auth.deps import AdminDep, HubDep
 from mcp_hub.auth.keys import Caller
@@ -105,11 +105,13 @@ async def _list_tools(
 
 @router.post("/servers/test", response_model=ConnectionTest, tags=["servers"])
 async def test_unsaved_server(
-    body: ServerTest, hub: HubDep, admin: AdminDep, pool: PoolDep
+    body: ServerTest, request: Request, hub: HubDep, admin: AdminDep, pool: PoolDep
 ) -> ConnectionTest:
     """Connects to a server described by a form that is not saved and lists its tools (502 when the
-    upstream fails, 504 when it does not answer in time; the message says why and carries no secret)."""
-    row = servers.new_server_row(hub.keyring, body)
+    upstream fails, 504 when it does not answer in time; the message says why and carries no secret).
+    An OpenAPI form's spec is read and checked first, as a save would (422 listing its problems)."""
+    document = await spec_document_for(request, hub, body)
+    row = servers.new_server_row(hub.keyring, body, spec_document=document)
     return await _list_tools(hub, pool, admin, row, saved=False)
 
 

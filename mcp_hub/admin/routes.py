@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -22,7 +22,8 @@ from mcp_hub.admin.schemas import (
     UserUpdate,
 )
 from mcp_hub.auth.deps import AdminDep, HubDep
-from mcp_hub.errors import InvalidInputError
+from mcp_hub.errors import InvalidInputError, InvalidSpecError
+from mcp_hub.openapi.runtime import OpenApiRuntime
 from mcp_hub.store import audit, servers, users
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import ApiKey, User
@@ -79,11 +80,46 @@ async def list_servers(
     return Page(items=items, next_cursor=_next_cursor([row.id for row in rows], limit))
 
 
+def _spec_problems(exc: InvalidSpecError) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {"loc": ("body", "spec_location"), "msg": problem, "type": "value_error"}
+            for problem in exc.problems
+        ]
+    )
+
+
+async def _read_spec(
+    request: Request, hub: HubDep, *, location: str, headers: Mapping[str, str], base_url: str | None
+) -> dict[str, Any]:
+    """Reads and validates an OpenAPI document with the server's own headers (a spec behind auth);
+    file paths only inside MCP_HUB_OPENAPI_SPEC_DIRS, since the caller is remote."""
+    runtime: OpenApiRuntime = request.app.state.gateway.openapi
+    try:
+        loaded = await runtime.load(
+            location, headers=headers, base_url_override=base_url, file_roots=hub.settings.openapi_spec_dirs
+        )
+    except InvalidSpecError as exc:
+        raise _spec_problems(exc) from None
+    return loaded.document
+
+
+async def spec_document_for(request: Request, hub: HubDep, body: ServerCreate) -> dict[str, Any] | None:
+    """The validated OpenAPI document of a server form (None when it is not OpenAPI-backed): a create
+    and the connection test of an unsaved form read it the same way."""
+    if body.transport != "http" or not body.spec_location:
+        return None
+    return await _read_spec(
+        request, hub, location=body.spec_location, headers=body.headers or {}, base_url=body.openapi_base_url
+    )
+
+
 @router.post("/servers", response_model=ServerOut, status_code=201, tags=["servers"])
-async def create_server(body: ServerCreate, hub: HubDep, admin: AdminDep) -> ServerOut:
+async def create_server(body: ServerCreate, request: Request, hub: HubDep, admin: AdminDep) -> ServerOut:
+    document = await spec_document_for(request, hub, body)
     try:
         async with transaction(hub.sessions) as session:
-            server = await servers.create_server(session, hub.keyring, body)
+            server = await servers.create_server(session, hub.keyring, body, spec_document=document)
             audit.record(session, admin, "server.create", target_type="server", target_id=server.id)
             allowed = await servers.allowed_users_by_server(session, [server.id])
     except InvalidInputError as exc:
@@ -99,12 +135,29 @@ async def get_server(server_id: str, hub: HubDep, _admin: AdminDep) -> ServerOut
     return servers.server_out(hub.keyring, server, allowed[server.id])
 
 
+async def _spec_for_update(
+    request: Request, hub: HubDep, server_id: str, body: ServerUpdate
+) -> dict[str, Any] | None:
+    """The OpenAPI document re-read when a change alters what it was read with; None otherwise. Read
+    before the update's transaction, so no database transaction waits on the network."""
+    async with transaction(hub.sessions) as session:
+        reading = servers.spec_reading_after(hub.keyring, await servers.get_server(session, server_id), body)
+    if reading is None:
+        return None
+    return await _read_spec(
+        request, hub, location=reading.location, headers=reading.headers, base_url=reading.base_url
+    )
+
+
 @router.patch("/servers/{server_id}", response_model=ServerOut, tags=["servers"])
-async def update_server(server_id: str, body: ServerUpdate, hub: HubDep, admin: AdminDep) -> ServerOut:
+async def update_server(
+    server_id: str, body: ServerUpdate, request: Request, hub: HubDep, admin: AdminDep
+) -> ServerOut:
+    document = await _spec_for_update(request, hub, server_id, body)
     try:
         async with transaction(hub.sessions) as session:
             server = await servers.get_server(session, server_id)
-            server = await servers.update_server(session, hub.keyring, server, body)
+            server = await servers.update_server(session, hub.keyring, server, body, spec_document=document)
             audit.record(
                 session,
                 admin,
@@ -116,6 +169,24 @@ async def update_server(server_id: str, body: ServerUpdate, hub: HubDep, admin: 
             allowed = await servers.allowed_users_by_server(session, [server.id])
     except InvalidInputError as exc:
         raise _as_validation_error(exc) from None
+    return servers.server_out(hub.keyring, server, allowed[server.id])
+
+
+@router.post("/servers/{server_id}/refresh", response_model=ServerOut, tags=["servers"])
+async def refresh_server(server_id: str, request: Request, hub: HubDep, admin: AdminDep) -> ServerOut:
+    """Reads an OpenAPI server's spec again (its tools change with it); 422 lists the problems of an
+    invalid one, and the last good document stays in use."""
+    async with transaction(hub.sessions) as session:
+        reading = servers.spec_reading(hub.keyring, await servers.get_server(session, server_id))
+    document = await _read_spec(
+        request, hub, location=reading.location, headers=reading.headers, base_url=reading.base_url
+    )
+    async with transaction(hub.sessions) as session:
+        server = await servers.get_server(session, server_id)
+        servers.set_spec_document(server, document)
+        audit.record(session, admin, "server.refresh", target_type="server", target_id=server.id)
+        await session.flush()
+        allowed = await servers.allowed_users_by_server(session, [server.id])
     return servers.server_out(hub.keyring, server, allowed[server.id])
 
 

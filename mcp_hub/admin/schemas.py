@@ -40,6 +40,10 @@ SecretMap = dict[
     Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=MAX_TEXT)]
 ]
 TransportName = Literal["http", "sse", "stdio"]
+OperationFilter = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_LIST)
+]
+OPENAPI_FIELDS = ("openapi_base_url", "openapi_include", "openapi_exclude")
 
 
 def _transport(value: Any) -> Any:
@@ -107,6 +111,16 @@ class ServerFields(_Strict):
     byok_template: Annotated[str, Field(min_length=5, max_length=512)] | None = Field(
         default=None, description="header value with {key} where the key goes; default 'Bearer {key}'"
     )
+    openapi_base_url: HttpUrl | None = Field(
+        default=None, description="OpenAPI servers: where calls go, instead of the spec's `servers` URL"
+    )
+    openapi_include: OperationFilter | None = Field(
+        default=None, description="OpenAPI servers: only operations with one of these tags or operationIds"
+    )
+    openapi_exclude: OperationFilter | None = Field(
+        default=None,
+        description="OpenAPI servers: leave out operations with one of these tags or operationIds",
+    )
 
     _transport_check = field_validator("transport", mode="before")(_transport)
 
@@ -125,7 +139,11 @@ class ServerCreate(ServerFields):
     @model_validator(mode="after")
     def _complete(self) -> ServerCreate:
         check_server_shape(
-            transport=self.transport, url=self.url, spec_location=self.spec_location, command=self.command
+            transport=self.transport,
+            url=self.url,
+            spec_location=self.spec_location,
+            command=self.command,
+            openapi_settings=any(getattr(self, name) for name in OPENAPI_FIELDS),
         )
         return self
 
@@ -135,9 +153,16 @@ class ServerUpdate(ServerFields):
 
 
 def check_server_shape(
-    *, transport: str, url: str | None, spec_location: str | None, command: str | None
+    *,
+    transport: str,
+    url: str | None,
+    spec_location: str | None,
+    command: str | None,
+    openapi_settings: bool = False,
 ) -> None:
     """A server must be reachable the way its transport says."""
+    if openapi_settings and not (transport == "http" and spec_location):
+        raise ValueError("openapi_base_url, openapi_include and openapi_exclude need an OpenAPI server")
     if transport == "stdio":
         if not command:
             raise ValueError("a stdio server needs a command")
@@ -155,6 +180,11 @@ def check_server_shape(
             )
         if command:
             raise ValueError("an http server takes a url, not a command")
+        if url and spec_location:
+            raise ValueError(
+                "an OpenAPI server (spec_location) takes no url: its calls go to the spec's server URL, "
+                "or to openapi_base_url"
+            )
 
 
 class ServerOut(BaseModel):
@@ -191,6 +221,12 @@ class ServerOut(BaseModel):
     )
     resource_metadata_url: str | None = None
     oauth_discovered_at: datetime | None = Field(default=None, description="when OAuth discovery last ran")
+    openapi_base_url: str | None = None
+    openapi_include: list[str] | None = None
+    openapi_exclude: list[str] | None = None
+    spec_fetched_at: datetime | None = Field(
+        default=None, description="when the OpenAPI document was last read and validated"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -48,6 +48,9 @@ class UpstreamAuth:
     env: Mapping[str, str] = field(default_factory=_empty, repr=False)
     # For OAuth tokens: what to do when the upstream answers 401 to this one (refresh, or "reconnect").
     on_rejected: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
+    # The BYOK key or OAuth2 access token itself, for callers that place it per their own rules
+    # (OpenAPI security schemes); None for shared credentials.
+    secret: str | None = field(default=None, repr=False)
 
 
 def _fingerprint(*material: object) -> str:
@@ -115,12 +118,12 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
     if credential is None or credential.type != server.auth_type:
         raise not_connected(hub, server)
     if credential.type == CredentialType.byok.value:
-        key = str(read_payload(hub.keyring, credential)["key"])
-        headers, query, env = byok_delivery(server, key)
+        secret = str(read_payload(hub.keyring, credential)["key"])
+        headers, query, env = byok_delivery(server, secret)
         on_rejected = None
     else:
-        token, credential = await oauth_access_token(hub, server, credential)
-        headers, query, env = {"Authorization": f"Bearer {token}"}, {}, {}
+        secret, credential = await oauth_access_token(hub, server, credential)
+        headers, query, env = {"Authorization": f"Bearer {secret}"}, {}, {}
         on_rejected = partial(oauth_token_rejected, hub, server, credential.id, credential.updated_at)
     # updated_at changes with every new key or refreshed token; no secret-derived value goes in here.
     version = _fingerprint(credential.updated_at)
@@ -133,6 +136,7 @@ async def resolve(hub: Hub, user_id: str | None, server: McpServer | str) -> Ups
         query=MappingProxyType(query),
         env=MappingProxyType({**shared.env, **env}),
         on_rejected=on_rejected,
+        secret=secret,
     )
 
 
@@ -156,4 +160,6 @@ class UserCredentialResolver:
             env=dict(auth.env),
             query=dict(auth.query),
             on_rejected=auth.on_rejected,
+            secret=auth.secret,
+            secret_kind="oauth2" if auth.kind == "oauth2" else "byok",
         )

@@ -28,6 +28,7 @@ from mcp_hub.auth.context import AuthCache, AuthContext, presented_key, set_auth
 from mcp_hub.authserver.metadata import www_authenticate
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from mcp_hub.gateway.server import Gateway, GatewaySettings
+from mcp_hub.openapi.runtime import OpenApiRuntime, openapi_runtime
 from mcp_hub.runtime import Hub
 from mcp_hub.settings import Settings
 from mcp_hub.upstream.credentials import CredentialResolver, StaticCredentialResolver
@@ -47,6 +48,7 @@ class GatewayRuntime:
     sse: SseServerTransport
     hub: Hub
     auth_cache: AuthCache
+    openapi: OpenApiRuntime
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -79,6 +81,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 @asynccontextmanager
 async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> AsyncIterator[GatewayRuntime]:
     settings = hub.settings
+    openapi = openapi_runtime(hub)
     pool = UpstreamPool(
         resolver or StaticCredentialResolver(),
         PoolSettings(
@@ -86,6 +89,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
             idle_seconds=settings.upstream_idle_seconds,
             backoff_max=settings.upstream_restart_backoff_max_seconds,
         ),
+        openapi=openapi,
     )
     gateway = Gateway(
         hub,
@@ -108,7 +112,9 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
     )
     async with AsyncExitStack() as stack:
         # Entered in this order so they close the other way round: downstream sessions first, then the
-        # gateway's background work, then the upstream sessions and stdio processes.
+        # gateway's background work, then the upstream sessions and stdio processes, then the HTTP
+        # clients OpenAPI sessions call through.
+        stack.push_async_callback(openapi.aclose)
         await stack.enter_async_context(pool.run())
         await stack.enter_async_context(gateway.run())
         await stack.enter_async_context(manager.run())
@@ -119,6 +125,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
             sse=sse,
             hub=hub,
             auth_cache=AuthCache(settings.mcp_auth_cache_seconds),
+            openapi=openapi,
         )
 
 

@@ -193,6 +193,14 @@ class McpServer(TimestampMixin, Base):
     issuer: Mapped[str | None] = mapped_column(String(2048))
     oauth_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     oauth_discovered_at: Mapped[datetime | None] = mapped_column()
+    # OpenAPI-backed servers (transport http + spec_location): the validated document is stored so a
+    # connection never refetches it (and a spec that later breaks upstream keeps serving the last good
+    # one until an admin refreshes); the base URL override and the tag/operationId filters shape the tools.
+    spec_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    spec_fetched_at: Mapped[datetime | None] = mapped_column()
+    openapi_base_url: Mapped[str | None] = mapped_column(String(2048))
+    openapi_include: Mapped[list[str] | None] = mapped_column(JSON)
+    openapi_exclude: Mapped[list[str] | None] = mapped_column(JSON)
     # Key that encrypted this row's secrets (all of them are re-wrapped together on rotation).
     key_id: Mapped[str | None] = mapped_column(String(64))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
@@ -35,6 +35,14 @@ def _http_timeout(connect_timeout: float) -> httpx2.Timeout:
     return httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT_SECONDS)
 
 
+class InProcessConnector(Protocol):
+    """Opens an upstream served inside the hub (OpenAPI-backed servers: mcp_hub.openapi.runtime)."""
+
+    async def open(
+        self, target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack
+    ) -> Streams: ...
+
+
 async def open_transport(
     target: UpstreamTarget,
     credential: ResolvedCredential,
@@ -42,10 +50,15 @@ async def open_transport(
     *,
     connect_timeout: float,
     on_unauthorized: Callable[[], None] | None = None,
+    openapi: InProcessConnector | None = None,
 ) -> Streams:
     """`on_unauthorized` is told when an HTTP or SSE upstream answers 401: the SDK clients report that
     only as a generic error (SSE: not at all, the message is lost), and the pool needs to know the
     credential itself was refused."""
+    if target.openapi is not None:
+        if openapi is None:
+            raise ConfigError(f"server {target.name!r} is OpenAPI-backed but the hub runs no OpenAPI runtime")
+        return await openapi.open(target, credential, stack)
     if target.transport == "http":
         return await _open_http(target, credential, stack, connect_timeout, on_unauthorized)
     if target.transport == "sse":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mcp_hub.upstream.target import UpstreamTarget
 
@@ -32,6 +32,10 @@ class ResolvedCredential:
     # for the next resolve (an OAuth refresh), or raises the HubError that tells the user what to do
     # (connect again). None: nothing to replace it with, the call fails as it is.
     on_rejected: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
+    # The user's own secret (BYOK key or OAuth2 access token) as it is, for upstreams that place it
+    # themselves (OpenAPI security schemes); None for shared credentials.
+    secret: str | None = field(default=None, repr=False)
+    secret_kind: Literal["byok", "oauth2"] | None = None
 
 
 class CredentialResolver(Protocol):

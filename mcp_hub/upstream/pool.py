@@ -29,7 +29,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcp_hub.errors import UpstreamError, UpstreamTimeoutError
-from mcp_hub.upstream.connectors import open_transport
+from mcp_hub.upstream.connectors import InProcessConnector, open_transport
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.health import HealthBook
 from mcp_hub.upstream.relay import DownstreamRelay
@@ -111,8 +111,10 @@ class PooledSession:
         settings: PoolSettings,
         sink: NotificationSink | None,
         on_open: SessionOpened | None = None,
+        openapi: InProcessConnector | None = None,
     ) -> None:
         self.key = key
+        self._openapi = openapi
         self._on_open = on_open
         self.target = target
         self._credential = credential
@@ -145,6 +147,7 @@ class PooledSession:
                     stack,
                     connect_timeout=self._settings.connect_timeout,
                     on_unauthorized=self._on_unauthorized,
+                    openapi=self._openapi,
                 )
                 session = ClientSession(
                     _WatchedReadStream(read, self._on_stream_end),
@@ -319,8 +322,10 @@ class UpstreamPool:
         settings: PoolSettings | None = None,
         sink: NotificationSink | None = None,
         on_open: SessionOpened | None = None,
+        openapi: InProcessConnector | None = None,
     ) -> None:
         self.resolver = resolver
+        self.openapi = openapi
         self.settings = settings or PoolSettings()
         self.sink = sink
         self.on_open = on_open
@@ -468,7 +473,9 @@ class UpstreamPool:
             delay = self._backoff_delay((key.server_id, key.identity))
             if delay > 0:
                 log.info("upstream %s: restarting in %.1fs after a crash", target.name, delay)
-            pooled = PooledSession(key, target, credential, self.settings, self.sink, self.on_open)
+            pooled = PooledSession(
+                key, target, credential, self.settings, self.sink, self.on_open, openapi=self.openapi
+            )
             self._sessions[key] = pooled
             self._tg.start_soon(self._start_after, pooled, delay)
             return pooled

@@ -5,10 +5,35 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 from mcp_hub.crypto import Keyring
+from mcp_hub.errors import ConfigError
 from mcp_hub.store.models import PER_USER_AUTH_TYPES, McpServer
 from mcp_hub.store.servers import read_secrets
+
+
+@dataclass(frozen=True)
+class OpenApiSource:
+    """An OpenAPI-backed server's stored spec and the settings that shape its tools and calls."""
+
+    document: dict[str, Any] = field(repr=False)
+    spec_location: str
+    base_url_override: str | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    # The admin named where BYOK keys go (byok_name): then the spec's security schemes do not decide.
+    placement_configured: bool = False
+
+    @cached_property
+    def digest(self) -> str:
+        material = json.dumps(
+            [self.document, self.base_url_override, self.include, self.exclude, self.placement_configured],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -28,6 +53,8 @@ class UpstreamTarget:
     per_user: bool = False
     env: dict[str, str] = field(default_factory=dict, repr=False)
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    # Set for OpenAPI-backed servers: their tools come from this spec, served in-process.
+    openapi: OpenApiSource | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -41,6 +68,7 @@ class UpstreamTarget:
                 list(self.args),
                 sorted(self.env.items()),
                 sorted(self.headers.items()),
+                self.openapi.digest if self.openapi is not None else None,
             ],
             separators=(",", ":"),
         )
@@ -61,4 +89,22 @@ def target_from_row(keyring: Keyring, server: McpServer, default_timeout: float)
         per_user=server.auth_type in PER_USER_AUTH_TYPES,
         env=dict(secrets.env),
         headers=dict(secrets.headers),
+        openapi=_openapi_source(server),
+    )
+
+
+def _openapi_source(server: McpServer) -> OpenApiSource | None:
+    if server.transport != "http" or not server.spec_location:
+        return None
+    if server.spec_document is None:
+        raise ConfigError(
+            f"server {server.name!r} has no stored OpenAPI document: run `mcp-hub servers refresh {server.name}`"
+        )
+    return OpenApiSource(
+        document=server.spec_document,
+        spec_location=server.spec_location,
+        base_url_override=server.openapi_base_url,
+        include=tuple(server.openapi_include) if server.openapi_include else None,
+        exclude=tuple(server.openapi_exclude) if server.openapi_exclude else None,
+        placement_configured=bool(server.byok_name),
     )

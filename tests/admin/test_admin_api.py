@@ -143,13 +143,19 @@ async def _check_stdio_and_sse_servers(client: httpx2.AsyncClient, admin_headers
         {"name": random_name("sse"), "transport": "sse", "url": "http://127.0.0.1:9/sse"},
     )
     assert sse["transport"] == "sse"
-    spec = await _create(
-        client,
-        admin_headers,
+    # An OpenAPI server's spec is read and validated on create (tests/openapi covers working ones): one
+    # that cannot be read is a 422 naming the problem, and no row is written.
+    unreadable = await client.post(
         "/v1/servers",
-        {"name": random_name("api"), "transport": "http", "spec_location": "https://x.example/openapi.json"},
+        json={
+            "name": random_name("api"),
+            "transport": "http",
+            "spec_location": "https://x.invalid/openapi.json",
+        },
+        headers=admin_headers,
     )
-    assert (spec["url"], spec["spec_location"]) == (None, "https://x.example/openapi.json")
+    assert unreadable.status_code == 422
+    assert unreadable.json()["detail"][0]["loc"] == ["body", "spec_location"]
 
 
 async def _check_secrets_are_write_only(client: httpx2.AsyncClient, admin_headers: dict[str, str]) -> None:

@@ -30,6 +30,10 @@ from mcp_hub.store.servers import read_secrets
 RUNNER = CliRunner()
 MCP_HUB_BIN = Path(sys.executable).with_name("mcp-hub")
 
+# An OpenAPI document the CLI reads and validates when the server is added (any local file: the CLI runs
+# on the hub's machine).
+PETSTORE_SPEC = Path(__file__).parents[1] / "store" / "same_row_openapi.yaml"
+
 
 @pytest.fixture(autouse=True)
 def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +153,7 @@ def test_users_keys_and_servers(env: dict[str, str]) -> None:
         "--transport",
         "http",
         "--spec",
-        "https://petstore.example/openapi.json",
+        str(PETSTORE_SPEC),
         "--header",
         "X-Api-Key=k1",
         "--alias",
@@ -171,7 +175,7 @@ def test_users_keys_and_servers(env: dict[str, str]) -> None:
     assert local.env_encrypted is not None and b"abc=def" not in local.env_encrypted
     pets, pets_secrets = stored["petstore"]
     assert (pets.spec_location, pets.url, pets.alias) == (
-        "https://petstore.example/openapi.json",
+        str(PETSTORE_SPEC),
         None,
         "pets",
     )

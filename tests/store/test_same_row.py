@@ -25,7 +25,8 @@ from mcp_hub.store.servers import read_secrets
 
 ADMIN_KEY = "mcph_same_row_admin_" + "b" * 32
 # Columns that differ by construction: identity, naming, time, and the ciphertext bytes (random nonces).
-EXCLUDED = {"id", "name", "alias", "created_at", "updated_at"}
+EXCLUDED = {"id", "name", "alias", "created_at", "updated_at", "spec_fetched_at"}
+OPENAPI_SPEC = Path(__file__).with_name("same_row_openapi.yaml")
 
 # The same server in three spellings: API body, CLI arguments, YAML entry.
 SHAPES: list[tuple[dict[str, Any], list[str]]] = [
@@ -73,8 +74,8 @@ SHAPES: list[tuple[dict[str, Any], list[str]]] = [
         ],
     ),
     (
-        {"transport": "http", "spec_location": "https://petstore.example/openapi.json"},
-        ["--transport", "http", "--spec", "https://petstore.example/openapi.json"],
+        {"transport": "http", "spec_location": str(OPENAPI_SPEC), "openapi_include": ["pets"]},
+        ["--transport", "http", "--spec", str(OPENAPI_SPEC), "--include", "pets"],
     ),
     (
         {"transport": "sse", "url": "http://127.0.0.1:9000/sse"},
@@ -95,6 +96,7 @@ def test_api_cli_and_apply_make_the_same_row(
         database_url=database_url,
         encryption_keys=SecretStr(keys),
         admin_key=SecretStr(ADMIN_KEY),
+        openapi_spec_dirs=[OPENAPI_SPEC.parent],
     )
     env = {
         "MCP_HUB_DATA_DIR": str(tmp_path / "data"),
@@ -154,7 +156,9 @@ def test_api_cli_and_apply_make_the_same_row(
     stored = asyncio.run(rows())
     assert len(stored) == 3 * len(SHAPES)
     compared = [column for column in next(iter(stored.values()))[0] if column not in EXCLUDED]
-    assert {"transport", "url", "args", "access", "auth_type", "enabled", "key_id"} <= set(compared)
+    assert {"transport", "url", "args", "access", "auth_type", "enabled", "key_id", "spec_document"} <= set(
+        compared
+    )
     for i, (body, _) in enumerate(SHAPES):
         api, cli_row, applied = stored[f"api-{i}"], stored[f"cli-{i}"], stored[f"yaml-{i}"]
         for column in compared:
@@ -171,6 +175,7 @@ def test_api_cli_and_apply_make_the_same_row(
         assert api[1].env == body.get("env", {})
         assert api[0]["transport"] == body["transport"]
         assert api[0]["access"] == body.get("access", "all_users")
+        assert (api[0]["spec_document"] is not None) == ("spec_location" in body)
     # And applying the file again finds nothing to change in rows the other ways made equal.
     assert cli("servers", "apply", str(servers_file)).splitlines() == [
         f"unchanged yaml-{i}" for i in range(len(SHAPES))

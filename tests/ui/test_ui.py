@@ -258,6 +258,9 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         MCP_HUB_LOG_LEVEL="WARNING",
         # The test authorization server is on loopback, which the hub's OAuth client refuses by default.
         MCP_HUB_OAUTH_ALLOWED_HOSTS="127.0.0.1",
+        # The e2e run adds an OpenAPI server from a spec file under the temp dir (short_tmp); the admin
+        # API reads spec files only inside these directories.
+        MCP_HUB_OPENAPI_SPEC_DIRS=tempfile.gettempdir(),
     )
     log = (data / "hub.log").open("w")
     process = subprocess.Popen(

@@ -200,6 +200,15 @@ run(async (page, context) => {
   await page.getByRole("heading", { name: "Edit server petstore" }).waitFor();
   await page.getByLabel("OpenAPI document (URL or file path)").waitFor();
   check((await page.getByLabel("Transport").inputValue()) === "openapi", "a stored http + spec edits as OpenAPI");
+  check(
+    /Last read /.test(await page.locator("#server-spec-hint").textContent()),
+    "the form says when the spec was last read",
+  );
+  const [refreshed] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/refresh") && r.request().method() === "POST"),
+    page.getByRole("button", { name: "Read the spec again" }).click(),
+  ]);
+  check(refreshed.status() === 200, `reading the spec again succeeds (got ${refreshed.status()})`);
   await page.getByLabel("Description (optional)").fill("Pets, from an OpenAPI document");
   await page.getByRole("button", { name: "Save changes" }).click();
   await page.locator('tr[data-server="petstore"]').waitFor();

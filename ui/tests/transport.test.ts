@@ -167,6 +167,52 @@ describe("transport mapping", () => {
     expect(buildServerPayload(base, "update").allowed_tools).toBeNull();
   });
 
+  it("sends an OpenAPI server's base URL and filters, and clears them when the transport changes", () => {
+    const form = {
+      ...emptyServerForm(),
+      name: "notes",
+      transport: "openapi" as const,
+      specLocation: "https://n.example/openapi.json",
+      openapiBaseUrl: " https://n.example/v2 ",
+      openapiInclude: "notes\n getNote \n",
+      openapiExclude: "",
+    };
+    expect(buildServerPayload(form, "create")).toMatchObject({
+      openapi_base_url: "https://n.example/v2",
+      openapi_include: ["notes", "getNote"],
+    });
+    expect(buildServerPayload(form, "create")).not.toHaveProperty("openapi_exclude");
+    expect(buildServerPayload(form, "update").openapi_exclude).toBeNull();
+    const switched = buildServerPayload({ ...form, transport: "streamable_http", url: "https://n.example/mcp" }, "update");
+    expect(switched).toMatchObject({ spec_location: null, openapi_base_url: null, openapi_include: null, openapi_exclude: null });
+    const back = formFromServer(
+      stored({ spec_location: "/srv/spec.yaml", openapi_base_url: "https://b", openapi_include: ["a", "b"], openapi_exclude: null }),
+    );
+    expect([back.openapiBaseUrl, back.openapiInclude, back.openapiExclude]).toEqual(["https://b", "a\nb", ""]);
+  });
+
+  it("lets an OpenAPI server's spec say where a BYOK key goes (no byok_name sent)", () => {
+    const form = {
+      ...emptyServerForm(),
+      name: "notes",
+      transport: "openapi" as const,
+      specLocation: "https://n.example/openapi.json",
+      authType: "byok" as const,
+      byokMode: "spec" as const,
+    };
+    const created = buildServerPayload(form, "create");
+    expect(created.auth_type).toBe("byok");
+    expect(created).not.toHaveProperty("byok_name");
+    expect(created).not.toHaveProperty("byok_mode");
+    expect(buildServerPayload(form, "update")).toMatchObject({ byok_mode: null, byok_name: null, byok_template: null });
+    expect(() => buildServerPayload({ ...form, transport: "streamable_http", url: "https://n.example/mcp" }, "create")).toThrow(
+      /only an OpenAPI server/,
+    );
+    const storedSpec = stored({ spec_location: "/srv/spec.yaml", auth_type: "byok", byok_name: null, byok_mode: null });
+    expect(formFromServer(storedSpec).byokMode).toBe("spec");
+    expect(formFromServer({ ...storedSpec, byok_name: "X-Key", byok_mode: "query" }).byokMode).toBe("query");
+  });
+
   it("refuses an incomplete form before any call", () => {
     expect(() => buildServerPayload({ ...emptyServerForm(), name: "x", transport: "openapi" }, "create")).toThrow(
       /OpenAPI document/,

@@ -99,6 +99,10 @@ export class ApiClient {
   updateServer(id: string, payload: ServerPayload): Promise<ServerOut> {
     return this.request("PATCH", `/v1/servers/${encodeURIComponent(id)}`, { body: payload });
   }
+  /** Reads an OpenAPI server's spec again; a 422 lists the problems of an invalid one. */
+  refreshServerSpec(id: string): Promise<ServerOut> {
+    return this.request("POST", `/v1/servers/${encodeURIComponent(id)}/refresh`);
+  }
   deleteServer(id: string): Promise<null> {
     return this.request("DELETE", `/v1/servers/${encodeURIComponent(id)}`);
   }

@@ -39,6 +39,11 @@ export interface ServerOut {
   byok_template?: string | null;
   issuer?: string | null;
   oauth_discovered_at?: string | null;
+  openapi_base_url?: string | null;
+  openapi_include?: string[] | null;
+  openapi_exclude?: string[] | null;
+  /** When the OpenAPI document was last read and validated. */
+  spec_fetched_at?: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -69,6 +74,9 @@ export interface ServerPayload {
   byok_mode?: ByokMode | null;
   byok_name?: string | null;
   byok_template?: string | null;
+  openapi_base_url?: string | null;
+  openapi_include?: string[] | null;
+  openapi_exclude?: string[] | null;
 }
 
 export interface UserOut {

@@ -93,6 +93,19 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
     }
   };
 
+  const refreshSpec = async () => {
+    if (!serverId) return;
+    setError(null);
+    setBusy(true);
+    try {
+      setStored(await client.refreshServerSpec(serverId));
+    } catch (caught) {
+      setError(caught instanceof ApiError ? caught.message : "Could not read the spec.");
+    } finally {
+      setBusy(false);
+    }
+  };
+
   /**
    * A saved server is tested as saved (its write-only secrets never come back to the form); a new one is
    * tested as the form describes it, mapped exactly as a save would map it (OpenAPI → http + spec).
@@ -199,7 +212,26 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
                 required
                 aria-describedby="server-spec-hint"
               />
-              <small id="server-spec-hint">The hub turns the API's operations into MCP tools.</small>
+              <small id="server-spec-hint">
+                The hub reads and checks it now, and turns the API's operations into MCP tools.
+                {stored?.spec_fetched_at ? ` Last read ${new Date(stored.spec_fetched_at).toLocaleString()}.` : ""}
+              </small>
+              <label for="server-openapi-base-url">Base URL (optional)</label>
+              <input
+                id="server-openapi-base-url"
+                value={form.openapiBaseUrl}
+                onInput={text("openapiBaseUrl")}
+                placeholder="default: the spec's server URL"
+              />
+              <label for="server-openapi-include">Only these tags or operationIds (one per line)</label>
+              <textarea id="server-openapi-include" rows={2} value={form.openapiInclude} onInput={text("openapiInclude")} />
+              <label for="server-openapi-exclude">Leave out these tags or operationIds (one per line)</label>
+              <textarea id="server-openapi-exclude" rows={2} value={form.openapiExclude} onInput={text("openapiExclude")} />
+              {editing && stored?.spec_location ? (
+                <button type="button" class="secondary" disabled={busy} onClick={refreshSpec}>
+                  Read the spec again
+                </button>
+              ) : null}
             </>
           ) : null}
           {form.transport === "stdio" ? (
@@ -267,16 +299,24 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
                 value={form.byokMode}
                 onChange={(e) => set("byokMode", inputValue(e) as ServerForm["byokMode"])}
               >
-                {BYOK_MODE_OPTIONS.map((option) => (
-                  <option value={option.value} key={option.value}>
-                    {option.label}
-                  </option>
-                ))}
+                {BYOK_MODE_OPTIONS.filter((option) => option.value !== "spec" || form.transport === "openapi").map(
+                  (option) => (
+                    <option value={option.value} key={option.value}>
+                      {option.label}
+                    </option>
+                  ),
+                )}
               </select>
-              <label for="server-byok-name">
-                {BYOK_MODE_OPTIONS.find((o) => o.value === form.byokMode)?.nameLabel ?? "Name"}
-              </label>
-              <input id="server-byok-name" value={form.byokName} onInput={text("byokName")} />
+              {form.byokMode === "spec" ? (
+                <small>apiKey (header, query or cookie), http bearer or basic, as each operation requires.</small>
+              ) : (
+                <>
+                  <label for="server-byok-name">
+                    {BYOK_MODE_OPTIONS.find((o) => o.value === form.byokMode)?.nameLabel ?? "Name"}
+                  </label>
+                  <input id="server-byok-name" value={form.byokName} onInput={text("byokName")} />
+                </>
+              )}
               {form.byokMode === "header" ? (
                 <>
                   <label for="server-header-template">Header template</label>

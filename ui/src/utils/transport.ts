@@ -27,7 +27,14 @@ export const ACCESS_OPTIONS: ReadonlyArray<{ value: Access; label: string }> = [
   { value: "public", label: "Anyone, even without a hub key" },
 ];
 
-export const BYOK_MODE_OPTIONS: ReadonlyArray<{ value: ByokMode; label: string; nameLabel: string }> = [
+/**
+ * Where a BYOK key goes. "spec" is UI-only, for OpenAPI servers: the API's own security schemes say
+ * (the payload then names no byok_name, which is what tells the hub to follow the spec).
+ */
+export type UiByokMode = ByokMode | "spec";
+
+export const BYOK_MODE_OPTIONS: ReadonlyArray<{ value: UiByokMode; label: string; nameLabel: string }> = [
+  { value: "spec", label: "Where the API's spec says (its security schemes)", nameLabel: "" },
   { value: "header", label: "In a header", nameLabel: "Header name" },
   { value: "query", label: "As a query parameter", nameLabel: "Query parameter name" },
   { value: "env", label: "In an environment variable (stdio; one process per user)", nameLabel: "Variable name" },
@@ -52,7 +59,7 @@ export interface ServerForm {
   /** Static header value (write-only). */
   headerValue: string;
   /** How a user's key reaches the upstream. */
-  byokMode: ByokMode;
+  byokMode: UiByokMode;
   /** Header, query parameter or env variable that carries the key. */
   byokName: string;
   /** BYOK header template, e.g. "Bearer {key}" (header mode). */
@@ -70,6 +77,11 @@ export interface ServerForm {
   /** Upstream tool names users may call, one per line; blank: all of them. */
   allowedTools: string;
   enabled: boolean;
+  /** OpenAPI: where calls go instead of the spec's server URL. */
+  openapiBaseUrl: string;
+  /** OpenAPI: tags or operationIds to keep / leave out, one per line. */
+  openapiInclude: string;
+  openapiExclude: string;
 }
 
 export function emptyServerForm(): ServerForm {
@@ -98,6 +110,9 @@ export function emptyServerForm(): ServerForm {
     allowedUsers: [],
     allowedTools: "",
     enabled: true,
+    openapiBaseUrl: "",
+    openapiInclude: "",
+    openapiExclude: "",
   };
 }
 
@@ -187,17 +202,25 @@ export function buildServerPayload(form: ServerForm, mode: "create" | "update"):
         payload.spec_location = null;
         payload.command = null;
         payload.args = [];
+        clearOpenApiSettings(payload);
       }
       break;
-    case "openapi":
+    case "openapi": {
       if (!spec) throw new FormError("OpenAPI document: enter its URL or file path");
       payload.spec_location = spec;
+      const baseUrl = blankToNull(form.openapiBaseUrl);
+      const include = lines(form.openapiInclude);
+      const exclude = lines(form.openapiExclude);
+      if (baseUrl !== null || !creating) payload.openapi_base_url = baseUrl;
+      if (include.length > 0 || !creating) payload.openapi_include = include.length > 0 ? include : null;
+      if (exclude.length > 0 || !creating) payload.openapi_exclude = exclude.length > 0 ? exclude : null;
       if (!creating) {
         payload.url = null;
         payload.command = null;
         payload.args = [];
       }
       break;
+    }
     case "stdio": {
       if (!command) throw new FormError("Command: enter the program to run");
       payload.command = command;
@@ -207,6 +230,7 @@ export function buildServerPayload(form: ServerForm, mode: "create" | "update"):
       if (!creating) {
         payload.url = null;
         payload.spec_location = null;
+        clearOpenApiSettings(payload);
       }
       break;
     }
@@ -220,21 +244,33 @@ export function buildServerPayload(form: ServerForm, mode: "create" | "update"):
     throw new FormError("Header value: enter the value to send");
   }
   if (form.authType === "byok") {
-    const name = form.byokName.trim();
-    if (!name) throw new FormError("BYOK: name the header, query parameter or variable that carries the key");
-    if (form.byokMode === "env" && form.transport !== "stdio") {
-      throw new FormError("BYOK: an environment variable only reaches a stdio server");
-    }
-    payload.byok_mode = form.byokMode;
-    payload.byok_name = name;
-    if (form.byokMode === "header") {
-      const template = form.headerTemplate.trim();
-      if (!template.includes(BYOK_PLACEHOLDER)) {
-        throw new FormError(`Header template: it must contain ${BYOK_PLACEHOLDER}, where the user's key goes`);
+    const mode = form.byokMode;
+    if (mode === "spec") {
+      if (form.transport !== "openapi") {
+        throw new FormError("BYOK: only an OpenAPI server has a spec that says where the key goes");
       }
-      payload.byok_template = template;
-    } else if (!creating) {
-      payload.byok_template = null;
+      if (!creating) {
+        payload.byok_mode = null;
+        payload.byok_name = null;
+        payload.byok_template = null;
+      }
+    } else {
+      const name = form.byokName.trim();
+      if (!name) throw new FormError("BYOK: name the header, query parameter or variable that carries the key");
+      if (mode === "env" && form.transport !== "stdio") {
+        throw new FormError("BYOK: an environment variable only reaches a stdio server");
+      }
+      payload.byok_mode = mode;
+      payload.byok_name = name;
+      if (mode === "header") {
+        const template = form.headerTemplate.trim();
+        if (!template.includes(BYOK_PLACEHOLDER)) {
+          throw new FormError(`Header template: it must contain ${BYOK_PLACEHOLDER}, where the user's key goes`);
+        }
+        payload.byok_template = template;
+      } else if (!creating) {
+        payload.byok_template = null;
+      }
     }
   }
   if (form.authType === "oauth2") {
@@ -258,6 +294,12 @@ export function buildServerPayload(form: ServerForm, mode: "create" | "update"):
   return payload;
 }
 
+function clearOpenApiSettings(payload: ServerPayload): void {
+  payload.openapi_base_url = null;
+  payload.openapi_include = null;
+  payload.openapi_exclude = null;
+}
+
 /** The form for editing a stored server; write-only values start blank. */
 export function formFromServer(server: ServerOut): ServerForm {
   const base = emptyServerForm();
@@ -274,7 +316,7 @@ export function formFromServer(server: ServerOut): ServerForm {
     args: server.args.join("\n"),
     authType,
     headerName: server.header_names[0] ?? base.headerName,
-    byokMode: (BYOK_MODE_OPTIONS.some((o) => o.value === server.byok_mode) ? server.byok_mode : "header") as ByokMode,
+    byokMode: storedByokMode(server),
     byokName: server.byok_name ?? base.byokName,
     headerTemplate: server.byok_template ?? base.headerTemplate,
     authorizationUrl: server.authorization_url ?? "",
@@ -286,5 +328,16 @@ export function formFromServer(server: ServerOut): ServerForm {
     allowedUsers: [...server.allowed_users],
     allowedTools: (server.allowed_tools ?? []).join("\n"),
     enabled: server.enabled,
+    openapiBaseUrl: server.openapi_base_url ?? "",
+    openapiInclude: (server.openapi_include ?? []).join("\n"),
+    openapiExclude: (server.openapi_exclude ?? []).join("\n"),
   };
+}
+
+function storedByokMode(server: ServerOut): UiByokMode {
+  // An OpenAPI server whose BYOK delivery names nothing follows its spec's security schemes.
+  if (uiTransportOf(server) === "openapi" && server.auth_type === "byok" && !server.byok_name) return "spec";
+  return BYOK_MODE_OPTIONS.some((o) => o.value === server.byok_mode && o.value !== "spec")
+    ? (server.byok_mode as ByokMode)
+    : "header";
 }
