@@ -55,7 +55,7 @@ run(async (page) => {
   check((await row.locator(".badge").textContent()) === "OpenAPI", "the list shows it as OpenAPI");
   const saved = apiBodies.filter((b) => b.method === "POST" && b.path === "/v1/servers").at(-1).body;
   check(saved.transport === "http" && saved.spec_location === SPEC_URL, "saved as http + spec_location");
-  await page.getByRole("button", { name: "Test pets" }).click();
+  await page.getByRole("button", { name: "Test pets", exact: true }).click();
   await row.locator(".health-ok", { hasText: "Last connect ok" }).waitFor({ timeout: 30_000 });
   check((await row.locator(".tool-count").textContent()) === String(names.length), "the list shows its tool count");
   check(apiBodies.every((b) => b.body.transport !== "openapi"), "no request ever carried 'openapi'");
