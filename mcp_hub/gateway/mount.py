@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_hub.auth.context import AuthCache, AuthContext, set_auth_context
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from mcp_hub.gateway.passthrough import PassThrough
 from mcp_hub.gateway.server import Gateway, GatewaySettings
 from mcp_hub.runtime import Hub
 from mcp_hub.settings import Settings
@@ -47,6 +48,7 @@ class GatewayRuntime:
     sse: SseServerTransport
     hub: Hub
     auth_cache: AuthCache
+    passthrough: PassThrough
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -77,8 +79,9 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 @asynccontextmanager
 async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> AsyncIterator[GatewayRuntime]:
     settings = hub.settings
+    resolver = resolver or StaticCredentialResolver()
     pool = UpstreamPool(
-        resolver or StaticCredentialResolver(),
+        resolver,
         PoolSettings(
             connect_timeout=settings.upstream_connect_timeout_seconds,
             idle_seconds=settings.upstream_idle_seconds,
@@ -104,7 +107,15 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
     sse = SseServerTransport(
         SSE_MESSAGE_PATH, security_settings=security, max_request_body_size=settings.max_request_bytes
     )
+    passthrough = PassThrough(
+        lambda: pool.resolver,
+        gateway.target_of,
+        security,
+        max_body=settings.max_request_bytes,
+        session_idle_seconds=settings.mcp_session_idle_seconds,
+    )
     async with AsyncExitStack() as stack:
+        stack.callback(passthrough.close)
         # Entered in this order so they close the other way round: downstream sessions first, then the
         # gateway's background work, then the upstream sessions and stdio processes.
         await stack.enter_async_context(pool.run())
@@ -117,6 +128,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
             sse=sse,
             hub=hub,
             auth_cache=AuthCache(settings.mcp_auth_cache_seconds),
+            passthrough=passthrough,
         )
 
 
@@ -142,14 +154,21 @@ async def _authenticate(scope: Scope, receive: Receive, send: Send) -> AuthConte
 
 
 class StreamableHttpEndpoint:
-    """`/mcp` and `/mcp/{server}`."""
+    """`/mcp` and `/mcp/{server}`: `/mcp/{server}` of a streamable-HTTP upstream is forwarded by the
+    pass-through; everything else is served by the hub's own MCP server (the terminating path)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         auth = await _authenticate(scope, receive, send)
         if auth is None:
             return
+        runtime = _runtime(scope)
+        if auth.path_server is not None and await runtime.passthrough.handle(scope, receive, send, auth):
+            return
         set_auth_context(scope, auth)
-        await _runtime(scope).manager.handle_request(scope, receive, send)
+        # RFC 9110 §5.5: whitespace around a field value is not part of it. h11 trims it, httptools
+        # (uvicorn's faster parser) keeps trailing whitespace, and the SDK compares `Mcp-Name` exactly.
+        scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
+        await runtime.manager.handle_request(scope, receive, send)
 
 
 class SseEndpoint:

@@ -222,6 +222,10 @@ class Gateway:
             raise MCPError(code=types.INVALID_REQUEST, message="request is not authenticated")
         return auth
 
+    def target_of(self, server: McpServer) -> UpstreamTarget:
+        """The upstream target of a server row (secrets decrypted once per row version)."""
+        return self._target(server)
+
     def _target(self, server: McpServer) -> UpstreamTarget:
         cached = self._targets.get(server.id)
         if cached is not None and cached[0] == server.updated_at:
