@@ -50,6 +50,8 @@ T = TypeVar("T")
 ListKind = str  # "tools" | "resources" | "templates" | "prompts"
 
 MAX_PAGES = 100
+# Memoized tool catalogs (one per distinct set of servers, allowlists and listings in use).
+MAX_CATALOGS = 256
 LIST_CHANGED_COALESCE_SECONDS = 0.2
 DOWNSTREAM_FORGET_SECONDS = 3600.0
 SESSION_HEADER = "mcp-session-id"
@@ -177,6 +179,8 @@ class Gateway:
         self.settings = settings
         self._targets: dict[str, tuple[datetime, UpstreamTarget]] = {}
         self._listings: dict[tuple[ListKind, PoolKey], _Listing] = {}
+        self._catalogs: dict[Any, tuple[dict[str, tuple[Entry, Any]], list[Any]]] = {}
+        self._public_tool_lists: dict[int, tuple[dict[str, tuple[Entry, Any]], list[Any]]] = {}
         self._downstream: dict[str, _Downstream] = {}
         self._upstream_subscribers: dict[tuple[PoolKey, str], set[str]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -359,6 +363,37 @@ class Gateway:
     def _tool_catalog(
         self, auth: AuthContext, listings: dict[str, list[Any]]
     ) -> dict[str, tuple[Entry, Any]]:
+        """Public name -> (entry, upstream tool), memoized: every `tools/call` on `/mcp` routes through
+        it, and rebuilding it costs time in proportion to every tool of every server. The memo key names
+        the listing lists themselves (they are replaced, never changed, when an upstream is listed
+        again) and everything the allowlists depend on; the entry keeps those lists alive, so their ids
+        cannot be reused while it exists."""
+        key_tools = auth.caller.allowed_tools if auth.caller else None
+        memo_key = (
+            tuple(
+                (
+                    s.id,
+                    s.alias,
+                    s.name,
+                    None if s.allowed_tools is None else tuple(s.allowed_tools),
+                    id(listings.get(s.id)),
+                )
+                for s in auth.servers.values()
+            ),
+            None if key_tools is None else tuple(key_tools),
+        )
+        memo = self._catalogs.get(memo_key)
+        if memo is not None:
+            return memo[0]
+        catalog = self._build_tool_catalog(auth, listings)
+        if len(self._catalogs) >= MAX_CATALOGS:
+            self._catalogs.pop(next(iter(self._catalogs)))
+        self._catalogs[memo_key] = (catalog, [listings.get(s.id) for s in auth.servers.values()])
+        return catalog
+
+    def _build_tool_catalog(
+        self, auth: AuthContext, listings: dict[str, list[Any]]
+    ) -> dict[str, tuple[Entry, Any]]:
         entries: dict[Entry, Any] = {}
         for server in auth.servers.values():
             for tool in listings.get(server.id, []):
@@ -385,10 +420,22 @@ class Gateway:
             )
         servers = list(auth.servers.values())
         self._touch(ctx, auth, servers)
-        catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=False))
-        return types.ListToolsResult(
-            tools=[tool.model_copy(update={"name": name}) for name, (_, tool) in catalog.items()]
-        )
+        # Listings come from the cache: it is per upstream session (pool key), dropped when the upstream
+        # says its tools changed (list_changed) or a new session to it opens, and otherwise kept for
+        # `listing_cache_seconds`. Only upstreams missing from it are asked, all at once.
+        catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=True))
+        return types.ListToolsResult(tools=self._public_tools(catalog))
+
+    def _public_tools(self, catalog: dict[str, tuple[Entry, Any]]) -> list[Any]:
+        """The catalog's tools under their public names (memoized with the catalog it came from)."""
+        cached = self._public_tool_lists.get(id(catalog))
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        tools = [tool.model_copy(update={"name": name}) for name, (_, tool) in catalog.items()]
+        if len(self._public_tool_lists) >= MAX_CATALOGS:
+            self._public_tool_lists.pop(next(iter(self._public_tool_lists)))
+        self._public_tool_lists[id(catalog)] = (catalog, tools)
+        return tools
 
     async def _resolve_name(self, kind: ListKind, auth: AuthContext, name: str) -> Entry | None:
         servers = list(auth.servers.values())
@@ -595,7 +642,10 @@ class Gateway:
 
     async def _restore_subscriptions(self, pooled: PooledSession, session: ClientSession) -> None:
         """A replacement upstream session (after a crash, a restart, an idle close) starts with no
-        subscriptions; the ones clients still hold are made again."""
+        subscriptions; the ones clients still hold are made again. Its listings may differ from what
+        the cache holds (a restarted upstream may have new tools), so those are dropped too."""
+        for cache_key in [k for k in self._listings if k[1] == pooled.key]:
+            del self._listings[cache_key]
         uris = sorted(
             uri for (key, uri), owners in self._upstream_subscribers.items() if key == pooled.key and owners
         )

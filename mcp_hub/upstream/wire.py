@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -63,6 +64,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
+        self.keep_alive = False
         self.complete = False
         self.error: BaseException | None = None
         self.got_bytes = False
@@ -73,8 +75,8 @@ class _Connection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -112,6 +114,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
+        # Read here: once the message is complete the parser has moved on to the next one.
+        self.keep_alive = self._parser.should_keep_alive()
         self.headers_done = True
         self._wake()
 
@@ -184,7 +188,7 @@ class _Connection(asyncio.Protocol):
             and not self.lost
             and self.transport is not None
             and not self.transport.is_closing()
-            and self._parser.should_keep_alive()
+            and self.keep_alive
         )
 
     def close(self) -> None:
