@@ -11,12 +11,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import Receive, Scope, Send
 
 from mcp_hub.admin.routes import router as admin_router
 from mcp_hub.credentials.resolver import UserCredentialResolver
 from mcp_hub.credentials.routes import router as credentials_router
 from mcp_hub.errors import AuthenticationError, HubError
-from mcp_hub.gateway.mount import mount_gateway, open_gateway
+from mcp_hub.gateway.mount import dispatch_streamable, mount_gateway, open_gateway
 from mcp_hub.http_limits import BodySizeLimit
 from mcp_hub.logredact import install_log_redaction
 from mcp_hub.runtime import Hub, bootstrap_admin_key, open_hub
@@ -25,6 +26,16 @@ from mcp_hub.store.engine import current_revision, head_revision
 from mcp_hub.ui import mount_ui
 
 log = logging.getLogger(__name__)
+
+
+class HubApp(FastAPI):
+    """FastAPI, with the MCP streamable-HTTP endpoints served before its middleware stack (see
+    `dispatch_streamable`): they carry every proxied call, and the hub's CPU per call is its budget."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await dispatch_streamable(self, scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(
+    app = HubApp(
         title="mcp-hub",
         summary="One MCP endpoint for every server your organisation connects, with each user's own credentials.",
         version="0.1.0",

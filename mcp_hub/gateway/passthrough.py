@@ -163,9 +163,6 @@ class PassThrough:
         self._sessions: dict[str, _Binding] = {}
         self._routes: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Route] = {}
 
-    def close(self) -> None:
-        self.wire.close()
-
     def bound_sessions(self) -> int:
         return len(self._sessions)
 

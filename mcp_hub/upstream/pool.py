@@ -33,6 +33,7 @@ from mcp_hub.upstream.connectors import open_transport
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.relay import DownstreamRelay
 from mcp_hub.upstream.target import UpstreamTarget
+from mcp_hub.upstream.wire import WirePool
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ class PooledSession:
         settings: PoolSettings,
         sink: NotificationSink | None,
         on_open: SessionOpened | None = None,
+        wire: WirePool | None = None,
     ) -> None:
         self.key = key
+        self._wire = wire
         self._on_open = on_open
         self.target = target
         self._credential = credential
@@ -137,7 +140,11 @@ class PooledSession:
         try:
             async with AsyncExitStack() as stack:
                 read, write = await open_transport(
-                    self.target, self._credential, stack, connect_timeout=self._settings.connect_timeout
+                    self.target,
+                    self._credential,
+                    stack,
+                    connect_timeout=self._settings.connect_timeout,
+                    wire=self._wire,
                 )
                 session = ClientSession(
                     _WatchedReadStream(read, self._on_stream_end),
@@ -304,6 +311,8 @@ class UpstreamPool:
         self.settings = settings or PoolSettings()
         self.sink = sink
         self.on_open = on_open
+        # HTTP connections to upstreams, shared by the pooled MCP sessions and the pass-through.
+        self.wire = WirePool()
         self._sessions: dict[PoolKey, PooledSession] = {}
         self._crashes: dict[tuple[str, str], _CrashRecord] = {}
         # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
@@ -321,6 +330,7 @@ class UpstreamPool:
             finally:
                 self._tg = None
                 await self._close_all()
+                self.wire.close()
                 tg.cancel_scope.cancel()
 
     async def _close_all(self) -> None:
@@ -426,7 +436,9 @@ class UpstreamPool:
             delay = self._backoff_delay((key.server_id, key.identity))
             if delay > 0:
                 log.info("upstream %s: restarting in %.1fs after a crash", target.name, delay)
-            pooled = PooledSession(key, target, credential, self.settings, self.sink, self.on_open)
+            pooled = PooledSession(
+                key, target, credential, self.settings, self.sink, self.on_open, wire=self.wire
+            )
             self._sessions[key] = pooled
             self._tg.start_soon(self._start_after, pooled, delay)
             return pooled

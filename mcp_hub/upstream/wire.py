@@ -13,6 +13,7 @@ a response that is abandoned half-read closes its connection instead of returnin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+import httpx2
 
 # Past this much unread body the socket stops being read until the consumer catches up.
 HIGH_WATER = 1024 * 1024
@@ -222,6 +224,16 @@ class Response:
                 return
             yield chunk
 
+    async def drain(self, limit: int) -> None:
+        """Reads the rest of the body and drops it; WireError past `limit` bytes."""
+        conn = self._conn
+        assert conn is not None
+        size = 0
+        while (chunk := await conn.next_chunk()) is not None:
+            size += len(chunk)
+            if size > limit:
+                raise WireError("too much left unread to keep the connection")
+
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []
         size = 0
@@ -322,3 +334,68 @@ class WirePool:
             conn.close()
         self._all.clear()
         self._idle.clear()
+
+
+# What is read, at most, from the rest of an abandoned POST response to keep its connection.
+DRAIN_MAX_BYTES = 64 * 1024
+DRAIN_MAX_SECONDS = 1.0
+
+
+class _WireBody(httpx2.AsyncByteStream):
+    """An upstream response body for httpx2. Closed before its end, a POST body is first read to its
+    end (within bounds): the SDK's streamable-HTTP client closes each POST's SSE response as soon as
+    the JSON-RPC response event arrives, a few bytes before the stream's closing chunk, and a
+    connection can only be reused once its response was read whole. Without this every upstream call
+    opened a new TCP connection, and the upstream paid for accepting each one."""
+
+    def __init__(self, response: Response, drain: bool) -> None:
+        self._response = response
+        self._drain = drain
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.chunks():
+                yield chunk
+        except WireError as exc:
+            raise httpx2.ReadError(str(exc)) from None
+
+    async def aclose(self) -> None:
+        if self._drain:
+            with contextlib.suppress(WireError, TimeoutError):
+                async with asyncio.timeout(DRAIN_MAX_SECONDS):
+                    await self._response.drain(DRAIN_MAX_BYTES)
+        self._response.release()
+
+
+class WireTransport(httpx2.AsyncBaseTransport):
+    """httpx2's transport interface on a `WirePool`, for the SDK's streamable-HTTP client on the
+    terminating path: one write per request, llhttp parsing, connections shared with the
+    pass-through. Timeouts are the callers' total deadlines (the pool wraps every call in one)."""
+
+    def __init__(self, pool: WirePool) -> None:
+        self._pool = pool
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        scheme = url.scheme
+        origin = Origin(scheme, url.host, url.port or (443 if scheme == "https" else 80))
+        body = await request.aread()
+        lines = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        for name, value in request.headers.raw:
+            if name.lower() in (b"content-length", b"transfer-encoding", b"connection"):
+                continue
+            lines += [name, b": ", value, b"\r\n"]
+        if body or request.method in ("POST", "PUT", "PATCH"):
+            lines += [b"content-length: ", str(len(body)).encode(), b"\r\n"]
+        lines.append(b"\r\n")
+        try:
+            response = await self._pool.request(origin, b"".join(lines), body)
+        except WireError as exc:
+            raise httpx2.ConnectError(str(exc), request=request) from None
+        return httpx2.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_WireBody(response, drain=request.method == "POST"),
+            extensions={"http_version": b"HTTP/1.1"},
+            request=request,
+        )
