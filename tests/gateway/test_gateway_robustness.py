@@ -20,9 +20,11 @@ from tests.gateway.test_gateway_access import INIT, MCP_HEADERS
 from tests.mcp_peers.procs import free_port, running
 
 
-async def open_raw_session(http: httpx2.AsyncClient, path: str, key: str) -> dict[str, str]:
+async def open_raw_session(
+    http: httpx2.AsyncClient, path: str, key: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """Initializes a session by hand; returns the headers later requests need."""
-    headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}"}
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}", **(extra or {})}
     opened = await http.post(path, json=INIT, headers=headers)
     assert opened.status_code == 200, opened.text
     session_headers = {
