@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -180,7 +180,7 @@ class Gateway:
         self._targets: dict[str, tuple[datetime, UpstreamTarget]] = {}
         self._listings: dict[tuple[ListKind, PoolKey], _Listing] = {}
         self._catalogs: dict[Any, tuple[dict[str, tuple[Entry, Any]], list[Any]]] = {}
-        self._public_tool_lists: dict[int, tuple[dict[str, tuple[Entry, Any]], list[Any]]] = {}
+        self._public_tool_lists: dict[int, tuple[dict[str, tuple[Entry, Any]], list[dict[str, Any]]]] = {}
         self._downstream: dict[str, _Downstream] = {}
         self._upstream_subscribers: dict[tuple[PoolKey, str], set[str]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -424,14 +424,21 @@ class Gateway:
         # says its tools changed (list_changed) or a new session to it opens, and otherwise kept for
         # `listing_cache_seconds`. Only upstreams missing from it are asked, all at once.
         catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=True))
-        return types.ListToolsResult(tools=self._public_tools(catalog))
+        # Handed to the SDK in its wire form (its runner accepts a mapping as a handler's result): with
+        # a thousand tools, dumping the models again on every listing was the largest part of it.
+        # The envelope (result type, cache fields of newer revisions) is the model's own defaults.
+        envelope = types.ListToolsResult(tools=[]).model_dump(by_alias=True, mode="json", exclude_none=True)
+        return cast(types.ListToolsResult, {**envelope, "tools": self._public_tools(catalog)})
 
-    def _public_tools(self, catalog: dict[str, tuple[Entry, Any]]) -> list[Any]:
-        """The catalog's tools under their public names (memoized with the catalog it came from)."""
+    def _public_tools(self, catalog: dict[str, tuple[Entry, Any]]) -> list[dict[str, Any]]:
+        """The catalog's tools under their public names, as wire dicts (memoized with the catalog)."""
         cached = self._public_tool_lists.get(id(catalog))
         if cached is not None and cached[0] is catalog:
             return cached[1]
-        tools = [tool.model_copy(update={"name": name}) for name, (_, tool) in catalog.items()]
+        tools = [
+            {**tool.model_dump(by_alias=True, mode="json", exclude_none=True), "name": name}
+            for name, (_, tool) in catalog.items()
+        ]
         if len(self._public_tool_lists) >= MAX_CATALOGS:
             self._public_tool_lists.pop(next(iter(self._public_tool_lists)))
         self._public_tool_lists[id(catalog)] = (catalog, tools)
