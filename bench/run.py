@@ -244,6 +244,20 @@ async def sdk_load(
 # ---- load: raw HTTP (wrk) ---------------------------------------------------------------------------------
 
 
+def legacy_initialize(client_name: str) -> dict[str, object]:
+    """The JSON-RPC `initialize` of a 2025-11-25 session."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": LEGACY_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": client_name, "version": "1"},
+        },
+    }
+
+
 async def raw_request(target: Target, era: str) -> tuple[dict[str, str], str]:
     """Headers and body for a fixed `tools/call`; for the 2025 era, on a session opened here."""
     assert target.url is not None
@@ -273,16 +287,7 @@ async def raw_request(target: Target, era: str) -> tuple[dict[str, str], str]:
         async with httpx2.AsyncClient(timeout=10) as http:
             await probe_echo(http, target.url, headers, json.dumps(body))
         return headers, json.dumps(body)
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "bench-raw", "version": "1"},
-        },
-    }
+    init = legacy_initialize("bench-raw")
     async with httpx2.AsyncClient(timeout=10) as http:
         response = await http.post(target.url, headers=base, json=init)
         response.raise_for_status()
@@ -376,16 +381,7 @@ class HubExtras:
 async def open_idle_sessions(url: str, headers: dict[str, str], count: int, parallel: int = 8) -> int:
     """Open `count` 2025-11-25 sessions (initialize + initialized) and leave them idle; returns how many opened."""
     base = {**headers, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "bench-idle", "version": "1"},
-        },
-    }
+    init = legacy_initialize("bench-idle")
     gate = asyncio.Semaphore(parallel)
     opened = 0
 
@@ -493,16 +489,7 @@ async def raw_list_timings(hub: Target, rounds: int) -> tuple[int, list[float]]:
         "Content-Type": "application/json",
         "Accept": "application/json, text/event-stream",
     }
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "bench-list", "version": "1"},
-        },
-    }
+    init = legacy_initialize("bench-list")
     timings: list[float] = []
     size = 0
     async with httpx2.AsyncClient(timeout=30) as http:
