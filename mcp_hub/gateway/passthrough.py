@@ -80,6 +80,8 @@ _DROP_REQUEST = frozenset(
         b"origin",
         b"referer",
         b"accept-encoding",
+        # The hub has the whole body before it forwards; an upstream's interim 100 would only confuse.
+        b"expect",
         b"forwarded",
         b"x-forwarded-for",
         b"x-forwarded-host",

@@ -260,6 +260,10 @@ class WirePool:
         self._max_idle = max_idle
         self._ssl = ssl_context
         self._all: set[_Connection] = set()
+        # Connections opened and requests sent so far: with keep-alive working, the first stays near
+        # the peak concurrency while the second grows with every call.
+        self.opened = 0
+        self.requests = 0
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -279,6 +283,7 @@ class WirePool:
         except OSError as exc:
             raise WireError(f"cannot connect: {type(exc).__name__}: {exc.strerror or exc}") from None
         self._all.add(conn)
+        self.opened += 1
         return conn
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
@@ -297,6 +302,7 @@ class WirePool:
         """Sends one request (`head`: request line and headers, ending in a blank line) and waits for
         the response's status and headers. A reused connection that turns out to be closed before any
         byte of the response arrived is replaced once: the server never saw the request on it."""
+        self.requests += 1
         for _ in range(2):
             conn = self._take_idle(origin)
             fresh = conn is None

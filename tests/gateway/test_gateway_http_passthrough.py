@@ -223,3 +223,22 @@ async def test_an_upstream_that_goes_away_gives_a_json_rpc_error(hub_server: Run
         "id": 3,
         "error": {"code": -32603, "message": "cannot connect to upstream 'brief'"},
     }
+
+
+async def test_upstream_connections_are_kept_alive_on_both_paths(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """One call after another reuses the same upstream connection: on the pass-through, and under the
+    terminating path's SDK client, which closes each SSE response before its end (the hub reads the
+    rest so the connection can be reused)."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("gil"))
+    wire = hub_server.app.state.gateway.pool.wire
+    for url, tool in ((f"{hub_server.url}/mcp/echo", "echo"), (f"{hub_server.url}/mcp", "echo__echo")):
+        async with shttp_session(url, key) as session:
+            assert text_of(await session.call_tool(tool, {"text": "warm"})) == "warm"
+            opened, requests = wire.opened, wire.requests
+            for i in range(20):
+                assert text_of(await session.call_tool(tool, {"text": str(i)})) == str(i)
+            assert wire.requests - requests >= 20  # this path's upstream HTTP goes through the pool
+            assert wire.opened - opened <= 1, (url, wire.opened - opened)
