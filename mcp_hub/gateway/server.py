@@ -324,13 +324,23 @@ class Gateway:
         """Listings of every server, fetched concurrently; an upstream that fails or misses the listing
         deadline is logged and left out (fail open)."""
         results: dict[str, list[Any]] = {}
+        missing: list[McpServer] = []
+        # Cached listings first, without a task each: every tools/call on /mcp routes through here, and
+        # a task group per call cost more than the lookups.
+        for server in servers:
+            try:
+                cached = await self._cached(kind, server, auth) if use_cache else None
+            except MCPError:
+                cached = None  # reported by `one` below, which meets the same error
+            if cached is not None:
+                results[server.id] = cached
+            else:
+                missing.append(server)
+        if not missing:
+            return results
 
         async def one(server: McpServer) -> None:
             try:
-                cached = await self._cached(kind, server, auth) if use_cache else None
-                if cached is not None:
-                    results[server.id] = cached
-                    return
                 pending = self.pool.restart_pending(await self._key_for(self._target(server), auth))
                 if pending > 0:
                     # It failed a moment ago: waiting for it would hold up every other upstream's answer.
@@ -348,7 +358,7 @@ class Gateway:
                 log.warning("listing %s of upstream %s failed: %s", kind, server.name, exc.message)
 
         async with anyio.create_task_group() as tg:
-            for server in servers:
+            for server in missing:
                 tg.start_soon(one, server)
         return results
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mcp_hub.crypto import Keyring
 from mcp_hub.store.models import PER_USER_AUTH_TYPES, McpServer
@@ -29,10 +30,11 @@ class UpstreamTarget:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Changes whenever anything that shapes the connection changes, so an edited server gets a new
-        pooled session instead of reusing one built from the old settings."""
+        pooled session instead of reusing one built from the old settings. Computed once per target
+        (targets are immutable): it keys the pool on every call."""
         material = json.dumps(
             [
                 self.transport,
