@@ -52,6 +52,7 @@ from mcp_hub.upstream.wire import Origin, Response, WireError, WirePool
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = b"mcp-session-id"
+FORWARDED_METHODS = frozenset({"GET", "POST", "DELETE"})
 # JSON-RPC codes the terminating path uses for the same situations.
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
@@ -226,6 +227,18 @@ class PassThrough:
         headers: dict[bytes, bytes],
     ) -> None:
         method: str = scope["method"]
+        if method not in FORWARDED_METHODS:
+            # Streamable HTTP uses these three; anything else (HEAD would leave a length with no body
+            # for the response parser) is refused here, as the SDK's transport refuses it.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 405,
+                    "headers": [(b"allow", b"GET, POST, DELETE"), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = b""
         if method == "POST":
             read = await self._read_body(receive, headers)

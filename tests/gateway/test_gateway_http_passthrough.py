@@ -242,3 +242,21 @@ async def test_upstream_connections_are_kept_alive_on_both_paths(
                 assert text_of(await session.call_tool(tool, {"text": str(i)})) == str(i)
             assert wire.requests - requests >= 20  # this path's upstream HTTP goes through the pool
             assert wire.opened - opened <= 1, (url, wire.opened - opened)
+
+
+async def test_methods_other_than_get_post_delete_are_refused(hub_server: RunningHub, echo_http: str) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("hal"))
+    async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
+        session = await open_raw_session(http, "/mcp/echo", key)
+        for method in ("PUT", "HEAD", "PATCH"):
+            refused = await http.request(method, "/mcp/echo", headers=session)
+            assert refused.status_code == 405, method
+            assert refused.headers["allow"] == "GET, POST, DELETE"
+        ok = result_of(
+            await call(
+                http, "/mcp/echo", session, 2, "tools/call", {"name": "echo", "arguments": {"text": "after"}}
+            ),
+            2,
+        )
+        assert ok["result"]["content"][0]["text"] == "after"
