@@ -244,6 +244,20 @@ async def sdk_load(
 # ---- load: raw HTTP (wrk) ---------------------------------------------------------------------------------
 
 
+def legacy_initialize(client_name: str) -> dict[str, object]:
+    """The JSON-RPC `initialize` of a 2025-11-25 session."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": LEGACY_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": client_name, "version": "1"},
+        },
+    }
+
+
 async def raw_request(target: Target, era: str) -> tuple[dict[str, str], str]:
     """Headers and body for a fixed `tools/call`; for the 2025 era, on a session opened here."""
     assert target.url is not None
@@ -273,16 +287,7 @@ async def raw_request(target: Target, era: str) -> tuple[dict[str, str], str]:
         async with httpx2.AsyncClient(timeout=10) as http:
             await probe_echo(http, target.url, headers, json.dumps(body))
         return headers, json.dumps(body)
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "bench-raw", "version": "1"},
-        },
-    }
+    init = legacy_initialize("bench-raw")
     async with httpx2.AsyncClient(timeout=10) as http:
         response = await http.post(target.url, headers=base, json=init)
         response.raise_for_status()
@@ -367,21 +372,16 @@ class HubExtras:
     list_p50_ms: float | None = None
     list_p99_ms: float | None = None
     list_note: str | None = None
+    # The same listing read by a raw HTTP client (no SDK parsing of 1,000 tools on the client side).
+    raw_list_p50_ms: float | None = None
+    raw_list_p99_ms: float | None = None
+    raw_list_bytes: int | None = None
 
 
 async def open_idle_sessions(url: str, headers: dict[str, str], count: int, parallel: int = 8) -> int:
     """Open `count` 2025-11-25 sessions (initialize + initialized) and leave them idle; returns how many opened."""
     base = {**headers, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "bench-idle", "version": "1"},
-        },
-    }
+    init = legacy_initialize("bench-idle")
     gate = asyncio.Semaphore(parallel)
     opened = 0
 
@@ -469,7 +469,52 @@ async def hub_extras(args: argparse.Namespace, hub: Target, workdir: Path, procs
             timings.sort()
             extras.list_p50_ms = percentile(timings, 0.5) * 1000
             extras.list_p99_ms = percentile(timings, 0.99) * 1000
+        try:
+            raw = await raw_list_timings(hub, args.list_rounds)
+        except (httpx2.HTTPError, KeyError, RuntimeError) as exc:
+            extras.list_note = f"raw listing: {type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            extras.raw_list_bytes, raw_timings = raw
+            extras.raw_list_p50_ms = percentile(raw_timings, 0.5) * 1000
+            extras.raw_list_p99_ms = percentile(raw_timings, 0.99) * 1000
     return extras
+
+
+async def raw_list_timings(hub: Target, rounds: int) -> tuple[int, list[float]]:
+    """Times `tools/list` posts on one 2025-11-25 session, each read to the end of its body but not
+    parsed: the hub's latency without an SDK client's cost of validating every listed tool."""
+    assert hub.url is not None
+    base = {
+        **hub.headers,
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    init = legacy_initialize("bench-list")
+    timings: list[float] = []
+    size = 0
+    async with httpx2.AsyncClient(timeout=30) as http:
+        opened = await http.post(hub.url, headers=base, json=init)
+        opened.raise_for_status()
+        headers = {
+            **base,
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "MCP-Protocol-Version": LEGACY_VERSION,
+        }
+        done = await http.post(
+            hub.url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+        )
+        done.raise_for_status()
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        for round_ in range(WARM_LISTS + rounds):
+            began = time.perf_counter()
+            response = await http.post(hub.url, headers=headers, content=body)
+            size = len(await response.aread())
+            if response.status_code != 200 or b'"tools"' not in response.content:
+                raise RuntimeError(f"tools/list answered {response.status_code}: {response.text[:200]}")
+            if round_ >= WARM_LISTS:
+                timings.append(time.perf_counter() - began)
+    timings.sort()
+    return size, timings
 
 
 def render_extras(extras: HubExtras | None, args: argparse.Namespace) -> str:
@@ -491,6 +536,10 @@ def render_extras(extras: HubExtras | None, args: argparse.Namespace) -> str:
             f"| warm aggregate tools/list on /mcp, {args.many_servers} upstreams x {args.many_tools} tools "
             f"({extras.list_tools} tools listed, {args.list_rounds} calls) | p50 {fmt(extras.list_p50_ms)} ms, "
             f"p99 {fmt(extras.list_p99_ms)} ms{' ' + extras.list_note if extras.list_note else ''} |"
+        )
+        lines.append(
+            f"| the same, raw HTTP client (body read, not parsed; {extras.raw_list_bytes} bytes) "
+            f"| p50 {fmt(extras.raw_list_p50_ms)} ms, p99 {fmt(extras.raw_list_p99_ms)} ms |"
         )
     return "\n".join(lines)
 
@@ -519,6 +568,10 @@ async def hub_targets(hub: Proc, port: int, upstream_url: str, admin_key: str, e
     for target in targets:
         target.unavailable = await check_echo(target, era)
     return targets
+
+
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in load)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -658,6 +711,7 @@ async def servers(
 
 async def run(args: argparse.Namespace) -> str:
     os.sched_setaffinity(0, {LOAD_CORE})
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="mcp-hub-bench-"))
     results: dict[tuple[str, str, int], Cell] = {}
     try:
@@ -692,8 +746,16 @@ async def run(args: argparse.Namespace) -> str:
             if hub is not None and (args.idle_sessions or args.many_servers):
                 print("hub: idle sessions and aggregate listing", file=sys.stderr, flush=True)
                 extras = await hub_extras(args, hub, workdir, procs)
+            load = (
+                f"Machine load (1/5/15-minute load averages, 2 cores shared with other work): "
+                f"{fmt_load(load_before)} at the start, {fmt_load(os.getloadavg())} at the end.\n"
+            )
             return (
-                render(targets, results, args.concurrency, args) + "\n" + render_extras(extras, args) + "\n"
+                render(targets, results, args.concurrency, args)
+                + "\n"
+                + render_extras(extras, args)
+                + "\n\n"
+                + load
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

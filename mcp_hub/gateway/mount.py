@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.auth.context import AuthCache, AuthContext, presented_key, set_auth_context
 from mcp_hub.authserver.metadata import www_authenticate
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from mcp_hub.gateway.passthrough import PassThrough
 from mcp_hub.gateway.server import Gateway, GatewaySettings
 from mcp_hub.openapi.runtime import OpenApiRuntime, openapi_runtime
 from mcp_hub.runtime import Hub
@@ -49,6 +50,7 @@ class GatewayRuntime:
     hub: Hub
     auth_cache: AuthCache
     openapi: OpenApiRuntime
+    passthrough: PassThrough
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -82,8 +84,9 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> AsyncIterator[GatewayRuntime]:
     settings = hub.settings
     openapi = openapi_runtime(hub)
+    resolver = resolver or StaticCredentialResolver()
     pool = UpstreamPool(
-        resolver or StaticCredentialResolver(),
+        resolver,
         PoolSettings(
             connect_timeout=settings.upstream_connect_timeout_seconds,
             idle_seconds=settings.upstream_idle_seconds,
@@ -110,6 +113,14 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
     sse = SseServerTransport(
         SSE_MESSAGE_PATH, security_settings=security, max_request_body_size=settings.max_request_bytes
     )
+    passthrough = PassThrough(
+        lambda: pool.resolver,
+        gateway.target_of,
+        security,
+        max_body=settings.max_request_bytes,
+        session_idle_seconds=settings.mcp_session_idle_seconds,
+        wire=pool.wire,
+    )
     async with AsyncExitStack() as stack:
         # Entered in this order so they close the other way round: downstream sessions first, then the
         # gateway's background work, then the upstream sessions and stdio processes, then the HTTP
@@ -126,6 +137,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
             hub=hub,
             auth_cache=AuthCache(settings.mcp_auth_cache_seconds),
             openapi=openapi,
+            passthrough=passthrough,
         )
 
 
@@ -161,14 +173,21 @@ async def _authenticate(scope: Scope, receive: Receive, send: Send) -> AuthConte
 
 
 class StreamableHttpEndpoint:
-    """`/mcp` and `/mcp/{server}`."""
+    """`/mcp` and `/mcp/{server}`: `/mcp/{server}` of a streamable-HTTP upstream is forwarded by the
+    pass-through; everything else is served by the hub's own MCP server (the terminating path)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         auth = await _authenticate(scope, receive, send)
         if auth is None:
             return
+        runtime = _runtime(scope)
+        if auth.path_server is not None and await runtime.passthrough.handle(scope, receive, send, auth):
+            return
         set_auth_context(scope, auth)
-        await _runtime(scope).manager.handle_request(scope, receive, send)
+        # RFC 9110 §5.5: whitespace around a field value is not part of it. h11 trims it, httptools
+        # (uvicorn's faster parser) keeps trailing whitespace, and the SDK compares `Mcp-Name` exactly.
+        scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
+        await runtime.manager.handle_request(scope, receive, send)
 
 
 class SseEndpoint:
@@ -208,9 +227,34 @@ class SseMessageEndpoint:
         await _runtime(scope).sse.handle_post_message(scope, receive, send)
 
 
+_STREAMABLE = StreamableHttpEndpoint()
+
+
+async def dispatch_streamable(app: FastAPI, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Serves `/mcp` and `/mcp/{server}` straight from the application's entry, ahead of FastAPI's
+    middleware and router (what `HubApp` calls first). None of those layers applies to these paths
+    (the REST body cap and cache headers are for /v1 and /ui; the MCP transports cap their own bodies
+    and uvicorn answers 500 for anything unhandled), and together they cost about a fifth of a
+    pass-through call. Returns False, having done nothing, for every other request; the routes that
+    `mount_gateway` adds still serve these paths when the app runs under a root path."""
+    if scope["type"] != "http" or scope.get("root_path"):
+        return False
+    path: str = scope["path"]
+    if path == "/mcp":
+        params: dict[str, str] = {}
+    elif path.startswith("/mcp/") and len(path) > 5 and "/" not in path[5:]:
+        params = {"server": path[5:]}
+    else:
+        return False
+    scope["app"] = app
+    scope["path_params"] = params
+    await _STREAMABLE(scope, receive, send)
+    return True
+
+
 def mount_gateway(app: FastAPI) -> None:
     """Adds the MCP routes. `app.state.gateway` must be set by the lifespan (see `open_gateway`)."""
-    streamable = StreamableHttpEndpoint()
+    streamable = _STREAMABLE
     sse = SseEndpoint()
     messages = SseMessageEndpoint()
     app.router.routes.extend(

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -55,6 +55,8 @@ T = TypeVar("T")
 ListKind = str  # "tools" | "resources" | "templates" | "prompts"
 
 MAX_PAGES = 100
+# Memoized tool catalogs (one per distinct set of servers, allowlists and listings in use).
+MAX_CATALOGS = 256
 LIST_CHANGED_COALESCE_SECONDS = 0.2
 DOWNSTREAM_FORGET_SECONDS = 3600.0
 SESSION_HEADER = "mcp-session-id"
@@ -182,6 +184,8 @@ class Gateway:
         self.settings = settings
         self._targets: dict[str, tuple[datetime, UpstreamTarget]] = {}
         self._listings: dict[tuple[ListKind, PoolKey], _Listing] = {}
+        self._catalogs: dict[Any, tuple[dict[str, tuple[Entry, Any]], list[Any]]] = {}
+        self._public_tool_lists: dict[int, tuple[dict[str, tuple[Entry, Any]], list[dict[str, Any]]]] = {}
         self._downstream: dict[str, _Downstream] = {}
         self._upstream_subscribers: dict[tuple[PoolKey, str], set[str]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -226,6 +230,10 @@ class Gateway:
             # Only reachable if a transport was mounted without the auth wrapper: fail closed.
             raise MCPError(code=types.INVALID_REQUEST, message="request is not authenticated")
         return auth
+
+    def target_of(self, server: McpServer) -> UpstreamTarget:
+        """The upstream target of a server row (secrets decrypted once per row version)."""
+        return self._target(server)
 
     def _target(self, server: McpServer) -> UpstreamTarget:
         cached = self._targets.get(server.id)
@@ -323,13 +331,23 @@ class Gateway:
         """Listings of every server, fetched concurrently; an upstream that fails or misses the listing
         deadline is logged and left out (fail open)."""
         results: dict[str, list[Any]] = {}
+        missing: list[McpServer] = []
+        # Cached listings first, without a task each: every tools/call on /mcp routes through here, and
+        # a task group per call cost more than the lookups.
+        for server in servers:
+            try:
+                cached = await self._cached(kind, server, auth) if use_cache else None
+            except MCPError:
+                cached = None  # reported by `one` below, which meets the same error
+            if cached is not None:
+                results[server.id] = cached
+            else:
+                missing.append(server)
+        if not missing:
+            return results
 
         async def one(server: McpServer) -> None:
             try:
-                cached = await self._cached(kind, server, auth) if use_cache else None
-                if cached is not None:
-                    results[server.id] = cached
-                    return
                 pending = self.pool.restart_pending(await self._key_for(self._target(server), auth))
                 if pending > 0:
                     # It failed a moment ago: waiting for it would hold up every other upstream's answer.
@@ -347,7 +365,7 @@ class Gateway:
                 log.warning("listing %s of upstream %s failed: %s", kind, server.name, exc.message)
 
         async with anyio.create_task_group() as tg:
-            for server in servers:
+            for server in missing:
                 tg.start_soon(one, server)
         return results
 
@@ -360,6 +378,37 @@ class Gateway:
     # --- tools ---------------------------------------------------------------------------------------
 
     def _tool_catalog(
+        self, auth: AuthContext, listings: dict[str, list[Any]]
+    ) -> dict[str, tuple[Entry, Any]]:
+        """Public name -> (entry, upstream tool), memoized: every `tools/call` on `/mcp` routes through
+        it, and rebuilding it costs time in proportion to every tool of every server. The memo key names
+        the listing lists themselves (they are replaced, never changed, when an upstream is listed
+        again) and everything the allowlists depend on; the entry keeps those lists alive, so their ids
+        cannot be reused while it exists."""
+        key_tools = auth.caller.allowed_tools if auth.caller else None
+        memo_key = (
+            tuple(
+                (
+                    s.id,
+                    s.alias,
+                    s.name,
+                    None if s.allowed_tools is None else tuple(s.allowed_tools),
+                    id(listings.get(s.id)),
+                )
+                for s in auth.servers.values()
+            ),
+            None if key_tools is None else tuple(key_tools),
+        )
+        memo = self._catalogs.get(memo_key)
+        if memo is not None:
+            return memo[0]
+        catalog = self._build_tool_catalog(auth, listings)
+        if len(self._catalogs) >= MAX_CATALOGS:
+            self._catalogs.pop(next(iter(self._catalogs)))
+        self._catalogs[memo_key] = (catalog, [listings.get(s.id) for s in auth.servers.values()])
+        return catalog
+
+    def _build_tool_catalog(
         self, auth: AuthContext, listings: dict[str, list[Any]]
     ) -> dict[str, tuple[Entry, Any]]:
         entries: dict[Entry, Any] = {}
@@ -388,10 +437,29 @@ class Gateway:
             )
         servers = list(auth.servers.values())
         self._touch(ctx, auth, servers)
-        catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=False))
-        return types.ListToolsResult(
-            tools=[tool.model_copy(update={"name": name}) for name, (_, tool) in catalog.items()]
-        )
+        # Listings come from the cache: it is per upstream session (pool key), dropped when the upstream
+        # says its tools changed (list_changed) or a new session to it opens, and otherwise kept for
+        # `listing_cache_seconds`. Only upstreams missing from it are asked, all at once.
+        catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=True))
+        # Handed to the SDK in its wire form (its runner accepts a mapping as a handler's result): with
+        # a thousand tools, dumping the models again on every listing was the largest part of it.
+        # The envelope (result type, cache fields of newer revisions) is the model's own defaults.
+        envelope = types.ListToolsResult(tools=[]).model_dump(by_alias=True, mode="json", exclude_none=True)
+        return cast(types.ListToolsResult, {**envelope, "tools": self._public_tools(catalog)})
+
+    def _public_tools(self, catalog: dict[str, tuple[Entry, Any]]) -> list[dict[str, Any]]:
+        """The catalog's tools under their public names, as wire dicts (memoized with the catalog)."""
+        cached = self._public_tool_lists.get(id(catalog))
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        tools = [
+            {**tool.model_dump(by_alias=True, mode="json", exclude_none=True), "name": name}
+            for name, (_, tool) in catalog.items()
+        ]
+        if len(self._public_tool_lists) >= MAX_CATALOGS:
+            self._public_tool_lists.pop(next(iter(self._public_tool_lists)))
+        self._public_tool_lists[id(catalog)] = (catalog, tools)
+        return tools
 
     async def _resolve_name(self, kind: ListKind, auth: AuthContext, name: str) -> Entry | None:
         servers = list(auth.servers.values())
@@ -598,7 +666,10 @@ class Gateway:
 
     async def _restore_subscriptions(self, pooled: PooledSession, session: ClientSession) -> None:
         """A replacement upstream session (after a crash, a restart, an idle close) starts with no
-        subscriptions; the ones clients still hold are made again."""
+        subscriptions; the ones clients still hold are made again. Its listings may differ from what
+        the cache holds (a restarted upstream may have new tools), so those are dropped too."""
+        for cache_key in [k for k in self._listings if k[1] == pooled.key]:
+            del self._listings[cache_key]
         uris = sorted(
             uri for (key, uri), owners in self._upstream_subscribers.items() if key == pooled.key and owners
         )

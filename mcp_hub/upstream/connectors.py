@@ -23,6 +23,7 @@ from mcp.shared.message import SessionMessage
 from mcp_hub.errors import ConfigError
 from mcp_hub.upstream.credentials import ResolvedCredential
 from mcp_hub.upstream.target import UpstreamTarget
+from mcp_hub.upstream.wire import WirePool, WireTransport
 
 # Reads on an upstream's SSE stream may legitimately be quiet for a long time (a long tool call); the
 # per-call deadline, not the socket read timeout, bounds how long a caller waits.
@@ -51,16 +52,18 @@ async def open_transport(
     connect_timeout: float,
     on_unauthorized: Callable[[], None] | None = None,
     openapi: InProcessConnector | None = None,
+    wire: WirePool | None = None,
 ) -> Streams:
     """`on_unauthorized` is told when an HTTP or SSE upstream answers 401: the SDK clients report that
     only as a generic error (SSE: not at all, the message is lost), and the pool needs to know the
-    credential itself was refused."""
+    credential itself was refused. `wire`: the hub's pool of upstream HTTP connections (shared with the
+    pass-through); without one, streamable HTTP goes through httpx2's own transport."""
     if target.openapi is not None:
         if openapi is None:
             raise ConfigError(f"server {target.name!r} is OpenAPI-backed but the hub runs no OpenAPI runtime")
         return await openapi.open(target, credential, stack)
     if target.transport == "http":
-        return await _open_http(target, credential, stack, connect_timeout, on_unauthorized)
+        return await _open_http(target, credential, stack, connect_timeout, on_unauthorized, wire)
     if target.transport == "sse":
         return await _open_sse(target, credential, stack, connect_timeout, on_unauthorized)
     if target.transport == "stdio":
@@ -74,15 +77,18 @@ async def _open_http(
     stack: AsyncExitStack,
     connect_timeout: float,
     on_unauthorized: Callable[[], None] | None,
+    wire: WirePool | None,
 ) -> Streams:
     if not target.url:
         raise ConfigError(f"server {target.name!r} has no url")
-
+    # The SDK's client on the hub's lean transport: httpcore's cost per request (two writes, h11
+    # parsing, its pool bookkeeping) was the largest part of a proxied call on /mcp.
     client = await stack.enter_async_context(
         httpx2.AsyncClient(
             headers=credential.headers,
             timeout=_http_timeout(connect_timeout),
             event_hooks={"response": [_status_watcher(on_unauthorized)]},
+            transport=WireTransport(wire) if wire is not None else None,
         )
     )
     url = with_query(target.url, credential.query)

@@ -34,6 +34,7 @@ from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.health import HealthBook
 from mcp_hub.upstream.relay import DownstreamRelay
 from mcp_hub.upstream.target import UpstreamTarget
+from mcp_hub.upstream.wire import WirePool
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,11 @@ class PooledSession:
         sink: NotificationSink | None,
         on_open: SessionOpened | None = None,
         openapi: InProcessConnector | None = None,
+        wire: WirePool | None = None,
     ) -> None:
         self.key = key
         self._openapi = openapi
+        self._wire = wire
         self._on_open = on_open
         self.target = target
         self._credential = credential
@@ -148,6 +151,7 @@ class PooledSession:
                     connect_timeout=self._settings.connect_timeout,
                     on_unauthorized=self._on_unauthorized,
                     openapi=self._openapi,
+                    wire=self._wire,
                 )
                 session = ClientSession(
                     _WatchedReadStream(read, self._on_stream_end),
@@ -331,6 +335,8 @@ class UpstreamPool:
         self.on_open = on_open
         # Outcome of the latest connect per server, for the admin's servers page.
         self.health = HealthBook()
+        # HTTP connections to upstreams, shared by the pooled MCP sessions and the pass-through.
+        self.wire = WirePool()
         self._sessions: dict[PoolKey, PooledSession] = {}
         self._crashes: dict[tuple[str, str], _CrashRecord] = {}
         # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
@@ -348,6 +354,7 @@ class UpstreamPool:
             finally:
                 self._tg = None
                 await self._close_all()
+                self.wire.close()
                 tg.cancel_scope.cancel()
 
     async def _close_all(self) -> None:
@@ -474,7 +481,14 @@ class UpstreamPool:
             if delay > 0:
                 log.info("upstream %s: restarting in %.1fs after a crash", target.name, delay)
             pooled = PooledSession(
-                key, target, credential, self.settings, self.sink, self.on_open, openapi=self.openapi
+                key,
+                target,
+                credential,
+                self.settings,
+                self.sink,
+                self.on_open,
+                openapi=self.openapi,
+                wire=self.wire,
             )
             self._sessions[key] = pooled
             self._tg.start_soon(self._start_after, pooled, delay)

@@ -56,10 +56,11 @@ class UpstreamTarget:
     # Set for OpenAPI-backed servers: their tools come from this spec, served in-process.
     openapi: OpenApiSource | None = None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Changes whenever anything that shapes the connection changes, so an edited server gets a new
-        pooled session instead of reusing one built from the old settings."""
+        pooled session instead of reusing one built from the old settings. Computed once per target
+        (targets are immutable): it keys the pool on every call."""
         material = json.dumps(
             [
                 self.transport,

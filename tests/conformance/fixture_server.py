@@ -724,7 +724,10 @@ async def serve_http(host: str, port: int, omit: frozenset[str] = frozenset()) -
         transport_security=loopback_security(port),
         host=host,
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    # h11 trims the whitespace around header values (RFC 9110 §5.5), httptools keeps trailing
+    # whitespace, and the SDK compares `Mcp-Name` as given: pinned so the fixture behaves the same
+    # whichever parser is installed (the hub, which needs httptools for speed, trims values itself).
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", http="h11")
     await uvicorn.Server(config).serve()
 
 

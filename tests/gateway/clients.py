@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types as types
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientRequestContext, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -53,3 +53,16 @@ def text_of(result: types.CallToolResult) -> str:
     block = result.content[0]
     assert isinstance(block, types.TextContent)
     return block.text
+
+
+async def sample_by_echo(
+    context: ClientRequestContext, params: types.CreateMessageRequestParams
+) -> types.CreateMessageResult:
+    """A sampling callback that answers `sampled: <the prompt>`."""
+    prompt = params.messages[0].content
+    assert isinstance(prompt, types.TextContent)
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=f"sampled: {prompt.text}"),
+        model="test-model",
+    )

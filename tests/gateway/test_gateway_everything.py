@@ -172,9 +172,11 @@ def differences(left: Any, right: Any, path: str = "") -> list[str]:
 
 async def _compare(hub: RunningHub, direct: dict[str, Any]) -> None:
     key = await hub.add_key(await hub.add_user("vera"))
-    async with shttp_session(f"{hub.url}/mcp/everything", key) as session:
+    # On /mcp/{server} with a streamable-HTTP upstream the hub forwards the client's own initialize, so
+    # the upstream sees this client's capabilities: declare what the direct client declared.
+    async with shttp_session(f"{hub.url}/mcp/everything", key, **LIKE_THE_HUB) as session:
         assert differences(await snapshot(session), direct) == []
-    async with sse_session(f"{hub.url}/mcp/everything/sse", key) as session:
+    async with sse_session(f"{hub.url}/mcp/everything/sse", key, **LIKE_THE_HUB) as session:
         assert differences(await snapshot(session), direct) == []
     async with shttp_session(f"{hub.url}/mcp", key) as session:
         prefixed = {tool.name for tool in (await session.list_tools()).tools}

@@ -11,7 +11,7 @@ import pytest
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.clients import shttp_session, sse_session, text_of
+from tests.gateway.clients import sample_by_echo, shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub
 
 
@@ -47,17 +47,6 @@ async def test_sampling_elicitation_and_roots_are_relayed_to_the_caller(
 ) -> None:
     key = await _setup(hub_server, echo_http)
 
-    async def sampling(
-        context: ClientRequestContext, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult:
-        prompt = params.messages[0].content
-        assert isinstance(prompt, types.TextContent)
-        return types.CreateMessageResult(
-            role="assistant",
-            content=types.TextContent(type="text", text=f"sampled: {prompt.text}"),
-            model="test-model",
-        )
-
     async def elicitation(
         context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult:
@@ -67,7 +56,7 @@ async def test_sampling_elicitation_and_roots_are_relayed_to_the_caller(
         return types.ListRootsResult(roots=[types.Root(uri="file:///work/project")])
 
     callbacks = {
-        "sampling_callback": sampling,
+        "sampling_callback": sample_by_echo,
         "elicitation_callback": elicitation,
         "list_roots_callback": roots,
     }

@@ -40,15 +40,21 @@ async def test_per_user_credentials_and_sessions(hub_server: RunningHub, echo_ht
     pool = hub_server.app.state.gateway.pool
     pool.resolver = PerUserResolver({alice: "alice-token", bob: "bob-token"})
 
-    seen = {}
-    for user in (alice, bob):
-        async with shttp_session(f"{hub_server.url}/mcp/echo", keys[user]) as session:
-            seen[user] = json.loads(text_of(await session.call_tool("whoami", {})))
-            text_of(await session.call_tool("echo", {"text": "again"}))
-    assert seen[alice]["authorization"] == "Bearer alice-token" and seen[alice]["x-static"] == "s"
-    assert seen[bob]["authorization"] == "Bearer bob-token"
-    # One pooled upstream session per (server, credential identity), reused across calls.
-    assert sorted(p.key.identity for p in pool.sessions()) == [f"user:{alice}", f"user:{bob}"]
+    # Both paths present what the resolver chose: the pass-through (/mcp/echo, streamable HTTP) and the
+    # terminating path (/mcp, echo__whoami).
+    for url, tool in ((f"{hub_server.url}/mcp/echo", "whoami"), (f"{hub_server.url}/mcp", "echo__whoami")):
+        seen = {}
+        for user in (alice, bob):
+            async with shttp_session(url, keys[user]) as session:
+                seen[user] = json.loads(text_of(await session.call_tool(tool, {})))
+                text_of(await session.call_tool(tool.replace("whoami", "echo"), {"text": "again"}))
+        assert seen[alice]["authorization"] == "Bearer alice-token" and seen[alice]["x-static"] == "s"
+        assert seen[bob]["authorization"] == "Bearer bob-token"
+        assert all(keys[user] not in json.dumps(seen[user]) for user in (alice, bob))
+    # One pooled upstream session per (server, credential identity), reused across calls (the
+    # terminating path's; the pass-through pools HTTP connections, not MCP sessions).
+    echo_sessions = [p for p in pool.sessions() if p.target.name == "echo"]
+    assert sorted(p.key.identity for p in echo_sessions) == [f"user:{alice}", f"user:{bob}"]
 
     async with shttp_session(f"{hub_server.url}/mcp", keys[nobody]) as session:
         assert (await session.list_tools()).tools == []  # fail open: nothing this user can use

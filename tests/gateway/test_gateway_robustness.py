@@ -11,17 +11,20 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from mcp_hub.settings import Settings
-from tests.gateway.clients import shttp_session, text_of
+from tests.gateway.clients import shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.gateway.test_gateway_access import INIT, MCP_HEADERS
 from tests.mcp_peers.procs import free_port, running
 
 
-async def open_raw_session(http: httpx2.AsyncClient, path: str, key: str) -> dict[str, str]:
+async def open_raw_session(
+    http: httpx2.AsyncClient, path: str, key: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """Initializes a session by hand; returns the headers later requests need."""
-    headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}"}
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}", **(extra or {})}
     opened = await http.post(path, json=INIT, headers=headers)
     assert opened.status_code == 200, opened.text
     session_headers = {
@@ -193,14 +196,26 @@ async def test_fail_open_listing_and_calls(hub_with_short_deadlines: RunningHub,
             assert text_of(await session.call_tool("good__echo", {"text": "alive"})) == "alive"
             resources = {str(r.uri) for r in (await session.list_resources()).resources}
             assert "mcp-hub://good/fixture://greeting" in resources
-        async with shttp_session(f"{hub.url}/mcp/hanging", key) as session:
+        # The terminating path (legacy SSE): the hub answers initialize itself, calls fail.
+        async with sse_session(f"{hub.url}/mcp/hanging/sse", key) as session:
             started = time.monotonic()
             with pytest.raises(MCPError, match="hanging"):
                 await session.list_tools()
             assert time.monotonic() - started < 4
-        async with shttp_session(f"{hub.url}/mcp/refused", key) as session:
+        async with sse_session(f"{hub.url}/mcp/refused/sse", key) as session:
             with pytest.raises(MCPError, match="cannot connect to upstream 'refused'"):
                 await session.call_tool("echo", {"text": "x"})
+        # The pass-through (streamable HTTP): the client's own initialize reaches the upstream, so that
+        # is what fails, with a JSON-RPC error and a gateway status.
+        async with httpx2.AsyncClient(base_url=hub.url, timeout=30) as http:
+            headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}"}
+            hanging = await http.post("/mcp/hanging", json=INIT, headers=headers)
+            assert hanging.status_code == 504
+            assert hanging.json()["error"]["message"] == "upstream 'hanging' did not answer within 2s"
+            assert hanging.json()["id"] == INIT["id"]
+            refused = await http.post("/mcp/refused", json=INIT, headers=headers)
+            assert refused.status_code == 502
+            assert refused.json()["error"]["message"] == "cannot connect to upstream 'refused'"
 
 
 async def test_slow_tool_hits_the_per_server_deadline(hub_server: RunningHub, echo_http: str) -> None:
@@ -261,7 +276,8 @@ async def test_upstream_answering_garbage(hub_with_short_deadlines: RunningHub, 
         await hub.add_server("garbage", transport="http", url=f"http://127.0.0.1:{port}/mcp")
         await hub.add_server("good", transport="http", url=echo_http)
         key = await hub.add_key(await hub.add_user("gus"))
-        async with shttp_session(f"{hub.url}/mcp/garbage", key) as session:
+        # The terminating path checks what it re-issues (legacy SSE endpoint of the same server).
+        async with sse_session(f"{hub.url}/mcp/garbage/sse", key) as session:
             with pytest.raises(MCPError, match="answered with an invalid result"):
                 await session.list_tools()
             for tool, error in (("not_json", "not JSON-RPC"), ("hang_up", "closed the connection")):
@@ -269,6 +285,17 @@ async def test_upstream_answering_garbage(hub_with_short_deadlines: RunningHub, 
                 with pytest.raises(MCPError, match=f"upstream 'garbage' .*{error}"):
                     await session.call_tool(tool, {})
                 assert time.monotonic() - started < 4  # within the 2 s upstream deadline, plus slack
+        # The pass-through forwards the upstream's bytes; the client's SDK rejects the garbage itself,
+        # and an upstream that hangs up mid-stream still yields an answer to the request.
+        async with shttp_session(f"{hub.url}/mcp/garbage", key) as session:
+            with pytest.raises(ValidationError):
+                await session.list_tools()
+            with pytest.raises(MCPError, match="Failed to parse JSON"):
+                await session.call_tool("not_json", {})
+            with pytest.raises(
+                MCPError, match=r"Failed to parse SSE|upstream 'garbage' closed the connection"
+            ):
+                await session.call_tool("hang_up", {})
         async with shttp_session(f"{hub.url}/mcp", key) as session:
             names = {tool.name for tool in (await session.list_tools()).tools}
             assert "good__echo" in names and not any(n.startswith("garbage__") for n in names)
