@@ -7,6 +7,7 @@ python -m tests.mcp_peers.echo_server sse PORT       # SSE at /sse, messages at 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -37,6 +38,14 @@ def whoami(ctx: Context) -> str:
     """The HTTP headers this server received (so tests can see what the hub sends upstream)."""
     headers = ctx.headers or {}
     return json.dumps({key.lower(): value for key, value in headers.items()})
+
+
+@mcp.tool()
+def query_digest(ctx: Context) -> str:
+    """SHA-256 of the query string of the HTTP request that carried this call (where a BYOK key may
+    travel): tests compare it with the key they stored without the key itself entering any message."""
+    url = getattr(ctx.request_context.request, "url", None)
+    return hashlib.sha256(str(url.query if url is not None else "").encode()).hexdigest()
 
 
 @mcp.tool()
