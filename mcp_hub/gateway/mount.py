@@ -239,6 +239,10 @@ async def dispatch_streamable(app: FastAPI, scope: Scope, receive: Receive, send
     `mount_gateway` adds still serve these paths when the app runs under a root path."""
     if scope["type"] != "http" or scope.get("root_path"):
         return False
+    if any(name == b"origin" for name, _ in scope["headers"]):
+        # A browser: it needs the CORS layer (preflights included), which lives in the middleware
+        # stack. Native MCP clients send no Origin and keep the short path.
+        return False
     path: str = scope["path"]
     if path == "/mcp":
         params: dict[str, str] = {}
