@@ -95,6 +95,7 @@ async def register_client(hub: Hub, info: OAuthClientInformationFull) -> None:
         [str(uri) for uri in info.redirect_uris or []], hub.settings.oauth_private_redirect_uris
     )
     async with transaction(hub.sessions) as session:
+        await _forget_idle(session, hub)
         session.add(
             OAuthClient(
                 client_id=info.client_id,
@@ -108,6 +109,13 @@ async def register_client(hub: Hub, info: OAuthClientInformationFull) -> None:
 
 def _idle_limit(hub: Hub) -> timedelta:
     return timedelta(days=hub.settings.oauth_client_idle_days)
+
+
+async def _forget_idle(session: AsyncSession, hub: Hub) -> None:
+    """Deletes every client idle too long (their codes, tokens and consents go by cascade). Run when a
+    client is added: registration is open, and a client that never comes back is never looked up, so
+    forgetting it only on lookup would let the table grow without bound."""
+    await session.execute(delete(OAuthClient).where(OAuthClient.last_used_at < utcnow() - _idle_limit(hub)))
 
 
 async def _touch(session: AsyncSession, row: OAuthClient) -> None:
@@ -158,6 +166,7 @@ async def _store_document(hub: Hub, client_id: str, metadata: dict[str, Any]) ->
         )
         now = utcnow()
         if row is None:
+            await _forget_idle(session, hub)
             row = OAuthClient(
                 client_id=client_id,
                 kind=KIND_CIMD,
