@@ -17,6 +17,8 @@ from sqlalchemy import update
 
 from mcp_hub.authserver.clients import delete_client
 from mcp_hub.authserver.metadata import AS_METADATA_PATHS
+from mcp_hub.authserver.sessions import cookie_name, is_secure
+from mcp_hub.settings import Settings
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import OAuthCode, utcnow
 from tests.authserver.conftest import (
@@ -521,6 +523,34 @@ async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: Running
             assert attribute in cookie, cookie
         assert "Domain" not in cookie
         assert page.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    ("base", "secure"),
+    [
+        ("http://127.0.0.1:4000", False),
+        ("http://localhost:4000", False),
+        ("http://[::1]:4000", False),
+        ("https://hub.example", True),
+        ("http://hub.lan:4000", True),
+    ],
+)
+def test_cookies_are_secure_except_on_plain_http_loopback(base: str, secure: bool) -> None:
+    settings = Settings(public_base_url=base)
+    assert is_secure(settings) is secure
+    assert cookie_name(settings, "mcp-hub-csrf") == ("__Host-mcp-hub-csrf" if secure else "mcp-hub-csrf")
+
+
+async def test_plain_http_off_loopback_serves_no_sign_in_page(as_hub: RunningHub) -> None:
+    # Browsers drop Secure cookies on plain http, and a password would cross the network in clear: the
+    # hub says what to fix instead of showing a form that cannot work.
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    lan = as_hub.settings.model_copy(update={"public_base_url": "http://hub.lan:4000"})
+    async with serve_hub(lan) as hub:
+        params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
+        page = await hub.admin.get("/authorize", params=params, headers={"Host": "hub.lan:4000"})
+        assert page.status_code == 400 and "https only" in page.text, page.text
+        assert "set-cookie" not in page.headers and 'name="password"' not in page.text
 
 
 async def test_a_key_limited_to_some_servers_cannot_sign_in(as_hub: RunningHub) -> None:
