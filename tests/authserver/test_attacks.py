@@ -378,9 +378,20 @@ async def test_metadata_documents_that_must_be_refused(as_hub: RunningHub, https
             "token_endpoint_auth_method": "client_secret_post",
         },
     )
+    # The same size without a Content-Length: the hub stops reading past 5 KB rather than trusting a header.
+    unsized = https_site.put_document(
+        "unsized.json",
+        {
+            "client_id": https_site.doc_url("unsized.json"),
+            "redirect_uris": [good_redirect],
+            "pad": "x" * 6000,
+        },
+    )
+    https_site.unsized.add("unsized.json")
     cases = {
         mismatch: "client_id is not its own URL",
         big: "larger than 5 KB",
+        unsized: "larger than 5 KB",
         secret: "public client",
         "https://169.254.169.254/latest/client.json": "link-local",
         "https://[::ffff:169.254.169.254]/client.json": "link-local",
