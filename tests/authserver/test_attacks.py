@@ -17,8 +17,9 @@ from sqlalchemy import update
 
 from mcp_hub.authserver.clients import delete_client
 from mcp_hub.authserver.metadata import AS_METADATA_PATHS
+from mcp_hub.authserver.redirects import RedirectUriError, check_registrable
 from mcp_hub.authserver.sessions import cookie_name, is_secure
-from mcp_hub.settings import Settings
+from mcp_hub.settings import DEFAULT_PRIVATE_REDIRECT_URIS, Settings
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import OAuthCode, utcnow
 from tests.authserver.conftest import (
@@ -208,6 +209,16 @@ async def test_registration_refuses_dangerous_redirect_uris(as_hub: RunningHub, 
     response = await register(as_hub, [uri], token_endpoint_auth_method="none")
     assert response.status_code == 400, response.text
     assert response.json()["error"] in ("invalid_redirect_uri", "invalid_client_metadata")
+
+
+@pytest.mark.parametrize(
+    "uri", ["javascript:alert(1)", "data:text/html,hi", "file:///etc/passwd", "JavaScript:x"]
+)
+def test_dangerous_schemes_are_refused_even_when_allowlisted(uri: str) -> None:
+    # An operator's allowlist cannot let them in: the scheme is refused before the list is consulted.
+    with pytest.raises(RedirectUriError, match="never allowed"):
+        check_registrable(uri, [uri])
+    assert check_registrable("cursor://anysphere.cursor-mcp/oauth/callback", DEFAULT_PRIVATE_REDIRECT_URIS)
 
 
 async def test_registration_accepts_claude_loopback_and_allowlisted_cursor(as_hub: RunningHub) -> None:
