@@ -672,3 +672,25 @@ async def test_an_expired_code_is_refused(as_hub: RunningHub) -> None:
     late = await exchange(as_hub, grant)
     assert late.status_code == 400 and late.json() == {**late.json(), "error": "invalid_grant"}
     assert "expired" in late.json()["error_description"]
+
+
+async def test_a_user_sets_their_own_password_with_their_key(as_hub: RunningHub) -> None:
+    user_id = await as_hub.add_user("hana")
+    key = await as_hub.add_key(user_id)
+    limited = await as_hub.add_key(user_id, allowed_servers=["one"])
+
+    async def put(password: str, bearer: str) -> httpx2.Response:
+        return await as_hub.admin.put(
+            "/v1/me/password", json={"password": password}, headers={"Authorization": f"Bearer {bearer}"}
+        )
+
+    short = await put("short-pw", key)
+    assert short.status_code == 422 and "short-pw" not in short.text
+    assert (await put("a password for hana", limited)).status_code == 403
+    assert (await put("a password for hana", "mcph_not_a_key")).status_code == 401
+    assert (await put("a password for hana", key)).status_code == 204
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    hana = Person(name="hana", user_id=user_id, api_key=key, password="a password for hana")
+    async with FormBrowser(as_hub.url) as browser:
+        grant = await get_code(browser, hana, client_id, CLAUDE_CALLBACK)
+    assert (await exchange(as_hub, grant)).status_code == 200
