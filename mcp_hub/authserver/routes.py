@@ -32,6 +32,9 @@ from mcp_hub.authserver.provider import HubAuthProvider
 from mcp_hub.authserver.tokens import revoke_presented
 from mcp_hub.runtime import Hub
 
+# Anyone may register and each registration is stored: real client metadata is well under 2 KB, and the
+# hub-wide request cap (MCP_HUB_MAX_REQUEST_BYTES, 4 MB) would let each one store far more.
+MAX_REGISTRATION_BYTES = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CLIENT_HEADERS = ["Authorization", "Content-Type", "MCP-Protocol-Version"]
 MCP_HEADERS = [*CLIENT_HEADERS, "Mcp-Session-Id", "Last-Event-ID"]
@@ -60,6 +63,8 @@ async def resource_metadata(request: Request) -> Response:
 async def register(request: Request) -> Response:
     """RFC 7591, open to anyone (public clients need no prior arrangement). Scopes are not checked
     here: the authorize step grants what the hub offers."""
+    if len(await request.body()) > MAX_REGISTRATION_BYTES:  # the handler reads the same cached body
+        return _oauth_error("invalid_client_metadata", "client metadata over 16 KB")
     handler = RegistrationHandler(HubAuthProvider(_hub(request)), ClientRegistrationOptions(enabled=True))
     response = await handler.handle(request)
     response.headers.update(NO_STORE)

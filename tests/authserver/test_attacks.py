@@ -221,6 +221,13 @@ def test_dangerous_schemes_are_refused_even_when_allowlisted(uri: str) -> None:
     assert check_registrable("cursor://anysphere.cursor-mcp/oauth/callback", DEFAULT_PRIVATE_REDIRECT_URIS)
 
 
+async def test_registration_metadata_is_capped(as_hub: RunningHub) -> None:
+    # Registration is open and stored: one may not park megabytes per client in the database.
+    huge = await register(as_hub, [CLAUDE_CALLBACK], client_name="x" * 20_000)
+    assert huge.status_code == 400 and huge.json()["error"] == "invalid_client_metadata"
+    assert (await register(as_hub, [CLAUDE_CALLBACK], client_name="x" * 1_000)).status_code == 201
+
+
 async def test_registration_accepts_claude_loopback_and_allowlisted_cursor(as_hub: RunningHub) -> None:
     for uri in (
         CLAUDE_CALLBACK,
