@@ -146,7 +146,14 @@ async def test_metadata_and_the_401_challenge(as_hub: RunningHub) -> None:
 
     challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="mcp"'
     await as_hub.add_server("anything", transport="http", url="http://127.0.0.1:9/mcp")
-    for method, path in (("POST", "/mcp"), ("POST", "/mcp/anything"), ("GET", "/sse")):
+    for method, path in (
+        ("POST", "/mcp"),
+        ("POST", "/mcp/anything"),
+        ("GET", "/sse"),
+        ("GET", "/mcp/anything/sse"),
+        ("POST", "/sse/messages/"),
+        ("POST", "/mcp/anything/messages/"),
+    ):
         response = await as_hub.admin.request(method, path, headers={"Authorization": "", **MCP_ACCEPT})
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == challenge, path
