@@ -548,19 +548,25 @@ async def test_secrets_stay_out_of_logs_and_pages(
         assert secret not in caplog.text
 
 
-async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: RunningHub) -> None:
+async def authorize_page_behind(as_hub: RunningHub, public_base_url: str) -> httpx2.Response:
+    """The first authorize page of a hub on the same database with another public URL."""
     client_id = await public_client(as_hub, CLAUDE_CALLBACK)
-    public = as_hub.settings.model_copy(update={"public_base_url": "https://hub.example"})
-    async with serve_hub(public) as hub:
+    moved = as_hub.settings.model_copy(update={"public_base_url": public_base_url})
+    async with serve_hub(moved) as hub:
         params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
-        page = await hub.admin.get("/authorize", params=params, headers={"Host": "hub.example"})
-        assert page.status_code == 200, page.text
-        cookie = page.headers["set-cookie"]
-        assert cookie.startswith("__Host-mcp-hub-csrf=")
-        for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
-            assert attribute in cookie, cookie
-        assert "Domain" not in cookie
-        assert page.headers["x-frame-options"] == "DENY"
+        host = public_base_url.split("://", 1)[1]
+        return await hub.admin.get("/authorize", params=params, headers={"Host": host})
+
+
+async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: RunningHub) -> None:
+    page = await authorize_page_behind(as_hub, "https://hub.example")
+    assert page.status_code == 200, page.text
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("__Host-mcp-hub-csrf=")
+    for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
+        assert attribute in cookie, cookie
+    assert "Domain" not in cookie
+    assert page.headers["x-frame-options"] == "DENY"
 
 
 @pytest.mark.parametrize(
@@ -582,13 +588,9 @@ def test_cookies_are_secure_except_on_plain_http_loopback(base: str, secure: boo
 async def test_plain_http_off_loopback_serves_no_sign_in_page(as_hub: RunningHub) -> None:
     # Browsers drop Secure cookies on plain http, and a password would cross the network in clear: the
     # hub says what to fix instead of showing a form that cannot work.
-    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
-    lan = as_hub.settings.model_copy(update={"public_base_url": "http://hub.lan:4000"})
-    async with serve_hub(lan) as hub:
-        params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
-        page = await hub.admin.get("/authorize", params=params, headers={"Host": "hub.lan:4000"})
-        assert page.status_code == 400 and "https only" in page.text, page.text
-        assert "set-cookie" not in page.headers and 'name="password"' not in page.text
+    page = await authorize_page_behind(as_hub, "http://hub.lan:4000")
+    assert page.status_code == 400 and "https only" in page.text, page.text
+    assert "set-cookie" not in page.headers and 'name="password"' not in page.text
 
 
 async def test_a_key_limited_to_some_servers_cannot_sign_in(as_hub: RunningHub) -> None:
