@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from mcp_hub.authserver import tokens
 from mcp_hub.authserver.cimd import ClientDocumentError, fetch_client_document, is_metadata_document_url
 from mcp_hub.authserver.metadata import TOKEN_AUTH_METHODS
 from mcp_hub.authserver.redirects import RedirectUriError, check_registrable
@@ -195,7 +196,10 @@ async def delete_client(hub: Hub, client_id: str) -> bool:
     """Forgets a client and, by cascade, its codes, tokens and consents."""
     async with transaction(hub.sessions) as session:
         result = await session.execute(delete(OAuthClient).where(OAuthClient.client_id == client_id))
-    return bool(getattr(result, "rowcount", 0))
+    deleted = bool(getattr(result, "rowcount", 0))
+    if deleted:
+        tokens.note_revocation()  # its tokens went by cascade
+    return deleted
 
 
 async def list_clients(hub: Hub, limit: int = 1000) -> list[OAuthClient]:

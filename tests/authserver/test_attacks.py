@@ -710,3 +710,23 @@ async def test_a_user_sets_their_own_password_with_their_key(as_hub: RunningHub)
     async with FormBrowser(as_hub.url) as browser:
         grant = await get_code(browser, hana, client_id, CLAUDE_CALLBACK)
     assert (await exchange(as_hub, grant)).status_code == 200
+
+
+async def test_revocation_applies_at_once_despite_the_auth_cache(as_hub: RunningHub) -> None:
+    # The gateway reuses an MCP request's authentication for MCP_HUB_MCP_AUTH_CACHE_SECONDS; a revoked
+    # grant must not ride on that (the client revokes, retries, and must get its 401).
+    alice = await add_person(as_hub, "alice")
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    cached = as_hub.settings.model_copy(update={"mcp_auth_cache_seconds": 300.0})
+    async with serve_hub(cached) as hub:
+        async with FormBrowser(hub.url) as browser:
+            grant = await get_code(browser, alice, client_id, CLAUDE_CALLBACK)
+        tokens = (await exchange(hub, grant)).json()
+        assert await mcp_status(hub, tokens["access_token"]) == 200  # now in the cache
+        revoked = await hub.admin.post(
+            "/revoke",
+            data={"token": tokens["refresh_token"], "client_id": client_id},
+            headers={"Authorization": ""},
+        )
+        assert revoked.status_code == 200
+        assert await mcp_status(hub, tokens["access_token"]) == 401

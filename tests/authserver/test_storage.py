@@ -82,6 +82,7 @@ async def test_a_code_is_exchanged_once_even_when_raced(hub: Hub) -> None:
     user_id = await _user(hub)
     client = await _client(hub)
     code = await _code(hub, client, user_id)
+    before = tokens.revocations()
     results = await asyncio.gather(
         *(tokens.exchange_code(hub, code) for _ in range(4)), return_exceptions=True
     )
@@ -92,6 +93,11 @@ async def test_a_code_is_exchanged_once_even_when_raced(hub: Hub) -> None:
     async with transaction(hub.sessions) as session:
         live = (await session.scalars(select(OAuthToken).where(OAuthToken.revoked_at.is_(None)))).all()
     assert live == []
+    # ... and told the gateway's auth cache, so what was cached for those tokens is dropped at once.
+    assert tokens.revocations() > before
+    before = tokens.revocations()
+    assert await clients.delete_client(hub, "client-1")
+    assert tokens.revocations() > before
 
 
 async def test_idle_clients_are_forgotten(hub: Hub) -> None:
