@@ -207,7 +207,7 @@ async def list_clients(hub: Hub, limit: int = 1000) -> list[OAuthClient]:
         return list((await session.scalars(select(OAuthClient).order_by(OAuthClient.id).limit(limit))).all())
 
 
-def _basic_credentials(header: str) -> tuple[str, str] | None:
+def basic_credentials(header: str) -> tuple[str, str] | None:
     if not header.lower().startswith("basic "):
         return None
     try:
@@ -229,7 +229,7 @@ class HubClientAuthenticator(ClientAuthenticator):
 
     async def authenticate_request(self, request: Request) -> OAuthClientInformationFull:
         form = await request.form()
-        basic = _basic_credentials(request.headers.get("authorization", ""))
+        basic = basic_credentials(request.headers.get("authorization", ""))
         raw_id = form.get("client_id")
         client_id = raw_id if isinstance(raw_id, str) and raw_id else (basic[0] if basic else None)
         if not client_id:
@@ -243,7 +243,10 @@ class HubClientAuthenticator(ClientAuthenticator):
         if method == PUBLIC:
             return client
         raw_secret = form.get("client_secret")
-        presented = basic[1] if method == "client_secret_basic" and basic else raw_secret
+        # Basic is accepted whatever the registered method (RFC 6749 §2.3.1: a server MUST support it for
+        # clients issued a password); a client that omitted the method at registration, whose RFC 7591
+        # default is client_secret_basic, gets client_secret_post from the SDK's handler.
+        presented = basic[1] if basic else raw_secret
         if not isinstance(presented, str) or not presented:
             raise ClientAuthError("this client must authenticate with its client secret")
         async with transaction(self.hub.sessions) as session:

@@ -533,7 +533,27 @@ async def test_secrets_stay_out_of_logs_and_pages(
     grant = Grant(code, verifier, "", registered["client_id"], CLAUDE_CALLBACK)
     no_secret = await exchange(as_hub, grant)
     assert no_secret.status_code == 401 and no_secret.json()["error"] == "invalid_client"
-    tokens = (await exchange(as_hub, grant, client_secret=registered["client_secret"])).json()
+    wrong_basic = await as_hub.admin.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
+        headers={"Authorization": ""},
+        auth=httpx2.BasicAuth(registered["client_id"], "not-the-secret"),
+    )
+    assert wrong_basic.status_code == 401 and wrong_basic.json()["error"] == "invalid_client"
+    # HTTP Basic works for any client with a secret (RFC 6749 §2.3.1), whatever it registered.
+    by_basic = await as_hub.admin.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": CLAUDE_CALLBACK,
+        },
+        headers={"Authorization": ""},
+        auth=httpx2.BasicAuth(registered["client_id"], registered["client_secret"]),
+    )
+    assert by_basic.status_code == 200, by_basic.text
+    tokens = by_basic.json()
     secrets_seen = [
         code,
         tokens["access_token"],
