@@ -167,6 +167,10 @@ async def test_cors_for_browser_based_clients(as_hub: RunningHub) -> None:
     origin = {"Origin": "https://inspector.example"}
     meta = await as_hub.admin.get(AS_METADATA_PATHS[0], headers=origin)
     assert meta.headers["access-control-allow-origin"] == "*"
+    token_error = await as_hub.admin.post(
+        "/token", data={"grant_type": "authorization_code"}, headers={**origin, "Authorization": ""}
+    )
+    assert token_error.status_code in (400, 401) and token_error.headers["access-control-allow-origin"] == "*"
     for path in ("/token", "/register", "/revoke", "/.well-known/oauth-protected-resource/mcp"):
         preflight = await as_hub.admin.options(
             path,
@@ -196,6 +200,13 @@ async def test_mcp_cors_answers_the_configured_origins_only(as_hub: RunningHub) 
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         refused = await hub.admin.options("/mcp", headers=preflight("https://evil.example"))
         assert "access-control-allow-origin" not in refused.headers
+        # The 401 itself: a browser-based client must be able to read the challenge to start discovery.
+        challenge = await hub.admin.post(
+            "/mcp", json={}, headers={"Origin": "https://app.example", "Authorization": "", **MCP_ACCEPT}
+        )
+        assert challenge.status_code == 401
+        assert challenge.headers["access-control-allow-origin"] == "https://app.example"
+        assert "www-authenticate" in challenge.headers["access-control-expose-headers"].lower()
 
 
 # --- registration and redirect URIs ---------------------------------------------------------------------
