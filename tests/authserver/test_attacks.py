@@ -740,7 +740,14 @@ async def test_a_user_sets_their_own_password_with_their_key(as_hub: RunningHub)
     hana = Person(name="hana", user_id=user_id, api_key=key, password="a password for hana")
     async with FormBrowser(as_hub.url) as browser:
         grant = await get_code(browser, hana, client_id, CLAUDE_CALLBACK)
-    assert (await exchange(as_hub, grant)).status_code == 200
+        assert (await exchange(as_hub, grant)).status_code == 200
+        # Signed in and approved: the next request goes straight back with a code ...
+        params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
+        assert (await browser.open(params)).status_code == 302
+        # ... until the password changes, which signs every browser out.
+        assert (await put("another password for hana", key)).status_code == 204
+        again = await browser.open(params)
+        assert again.status_code == 200 and 'name="password"' in again.text
 
 
 async def test_revocation_applies_at_once_despite_the_auth_cache(as_hub: RunningHub) -> None:
