@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_hub.admin.probe import router as probe_router
 from mcp_hub.admin.routes import router as admin_router
+from mcp_hub.authserver.account import router as account_router
 from mcp_hub.authserver.pages import router as authorize_pages
 from mcp_hub.authserver.routes import McpCors, authserver_routes
 from mcp_hub.credentials.me import router as me_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me_router)
     app.router.routes.extend(authserver_routes())
     app.include_router(authorize_pages)
+    app.include_router(account_router)
     mount_gateway(app)
     app.add_middleware(McpCors, origins=settings.mcp_cors_origins)
     # The REST paths; the MCP transports enforce the same cap themselves.

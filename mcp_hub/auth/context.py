@@ -25,7 +25,7 @@ from starlette.requests import HTTPConnection
 
 from mcp_hub.auth.keys import Caller, authenticate_key, bearer_token, hash_api_key
 from mcp_hub.authserver.metadata import canonical_resource
-from mcp_hub.authserver.tokens import authenticate_access_token, is_access_token
+from mcp_hub.authserver.tokens import authenticate_access_token, is_access_token, revocations
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
@@ -173,12 +173,14 @@ class AuthCache:
     Authenticating costs a database transaction per MCP request, more than proxying the message itself;
     a short TTL removes it from the hot path. The price: revoking a key, disabling a server or changing
     an allowlist takes up to `ttl` seconds to apply to MCP requests. `ttl=0` turns caching off. Failures
-    are never cached."""
+    are never cached. OAuth grants revoked by this process (`/revoke`, a replayed code or refresh token,
+    a deleted client) empty the cache at once: a client that revokes and retries must get its 401."""
 
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str | None], tuple[float, AuthContext]] = {}
+        self._revocations = revocations()
 
     async def authenticate(self, request: HTTPConnection, hub: Hub) -> AuthContext:
         if self.ttl <= 0:
@@ -186,10 +188,16 @@ class AuthCache:
         presented = presented_key(request)
         key = (hash_api_key(presented) if presented is not None else "", request.path_params.get("server"))
         now = time.monotonic()
+        if self._revocations != revocations():
+            self._revocations = revocations()
+            self._entries = {}
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         auth = await extract_mcp_auth_context(request, hub)
+        if revocations() != self._revocations:
+            # A revocation committed while this was being read: it may be stale, do not keep it.
+            return auth
         if len(self._entries) >= self.max_entries:
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}
             if len(self._entries) >= self.max_entries:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from mcp_hub.authserver import tokens
 from mcp_hub.authserver.cimd import ClientDocumentError, fetch_client_document, is_metadata_document_url
 from mcp_hub.authserver.metadata import TOKEN_AUTH_METHODS
 from mcp_hub.authserver.redirects import RedirectUriError, check_registrable
@@ -95,6 +96,7 @@ async def register_client(hub: Hub, info: OAuthClientInformationFull) -> None:
         [str(uri) for uri in info.redirect_uris or []], hub.settings.oauth_private_redirect_uris
     )
     async with transaction(hub.sessions) as session:
+        await _forget_idle(session, hub)
         session.add(
             OAuthClient(
                 client_id=info.client_id,
@@ -108,6 +110,13 @@ async def register_client(hub: Hub, info: OAuthClientInformationFull) -> None:
 
 def _idle_limit(hub: Hub) -> timedelta:
     return timedelta(days=hub.settings.oauth_client_idle_days)
+
+
+async def _forget_idle(session: AsyncSession, hub: Hub) -> None:
+    """Deletes every client idle too long (their codes, tokens and consents go by cascade). Run when a
+    client is added: registration is open, and a client that never comes back is never looked up, so
+    forgetting it only on lookup would let the table grow without bound."""
+    await session.execute(delete(OAuthClient).where(OAuthClient.last_used_at < utcnow() - _idle_limit(hub)))
 
 
 async def _touch(session: AsyncSession, row: OAuthClient) -> None:
@@ -158,6 +167,7 @@ async def _store_document(hub: Hub, client_id: str, metadata: dict[str, Any]) ->
         )
         now = utcnow()
         if row is None:
+            await _forget_idle(session, hub)
             row = OAuthClient(
                 client_id=client_id,
                 kind=KIND_CIMD,
@@ -186,7 +196,10 @@ async def delete_client(hub: Hub, client_id: str) -> bool:
     """Forgets a client and, by cascade, its codes, tokens and consents."""
     async with transaction(hub.sessions) as session:
         result = await session.execute(delete(OAuthClient).where(OAuthClient.client_id == client_id))
-    return bool(getattr(result, "rowcount", 0))
+    deleted = bool(getattr(result, "rowcount", 0))
+    if deleted:
+        tokens.note_revocation()  # its tokens went by cascade
+    return deleted
 
 
 async def list_clients(hub: Hub, limit: int = 1000) -> list[OAuthClient]:
@@ -194,7 +207,7 @@ async def list_clients(hub: Hub, limit: int = 1000) -> list[OAuthClient]:
         return list((await session.scalars(select(OAuthClient).order_by(OAuthClient.id).limit(limit))).all())
 
 
-def _basic_credentials(header: str) -> tuple[str, str] | None:
+def basic_credentials(header: str) -> tuple[str, str] | None:
     if not header.lower().startswith("basic "):
         return None
     try:
@@ -216,7 +229,7 @@ class HubClientAuthenticator(ClientAuthenticator):
 
     async def authenticate_request(self, request: Request) -> OAuthClientInformationFull:
         form = await request.form()
-        basic = _basic_credentials(request.headers.get("authorization", ""))
+        basic = basic_credentials(request.headers.get("authorization", ""))
         raw_id = form.get("client_id")
         client_id = raw_id if isinstance(raw_id, str) and raw_id else (basic[0] if basic else None)
         if not client_id:
@@ -230,7 +243,10 @@ class HubClientAuthenticator(ClientAuthenticator):
         if method == PUBLIC:
             return client
         raw_secret = form.get("client_secret")
-        presented = basic[1] if method == "client_secret_basic" and basic else raw_secret
+        # Basic is accepted whatever the registered method (RFC 6749 §2.3.1: a server MUST support it for
+        # clients issued a password); a client that omitted the method at registration, whose RFC 7591
+        # default is client_secret_basic, gets client_secret_post from the SDK's handler.
+        presented = basic[1] if basic else raw_secret
         if not isinstance(presented, str) or not presented:
             raise ClientAuthError("this client must authenticate with its client secret")
         async with transaction(self.hub.sessions) as session:

@@ -33,6 +33,7 @@ from mcp_hub.authserver.sessions import (
     CSRF_FIELD,
     csrf_ok,
     csrf_token,
+    pages_allowed,
     session_user,
     set_csrf_cookie,
     start_session,
@@ -255,7 +256,16 @@ async def _signed_in_step(hub: Hub, req: AuthorizationRequest, user: User, csrf:
     return await _consent_page(hub, req, user, csrf)
 
 
+_NEEDS_HTTPS = (
+    "This hub's sign-in page is served on https only (or on plain-http loopback): set "
+    "MCP_HUB_PUBLIC_BASE_URL to the hub's https URL."
+)
+
+
 async def _parse(hub: Hub, query: str) -> AuthorizationRequest | Response:
+    if not pages_allowed(hub.settings):
+        # Before anything else, for every page: no password, key or session cookie in clear on a network.
+        return _error_page(_NEEDS_HTTPS)
     try:
         return await parse_request(hub, query)
     except PageError as exc:

@@ -9,10 +9,11 @@ import hashlib
 import hmac
 import secrets
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.errors import InvalidInputError
-from mcp_hub.store.models import UserPassword, utcnow
+from mcp_hub.store.models import OAuthBrowserSession, UserPassword, utcnow
 
 # RFC 7914 parameters: 2^15 x 8 x 128 bytes = 32 MiB and ~0.1 s per hash on one core.
 SCRYPT_N = 2**15
@@ -66,6 +67,8 @@ async def spend_equal_time(password: str) -> None:
 
 
 async def set_password(session: AsyncSession, user_id: str, password: str) -> None:
+    """Sets the password and signs the user out of every browser: a new password is often set because
+    the old one leaked, and a session opened with it must not outlive it."""
     check_password_strength(password)
     password_hash = await hash_password(password)
     row = await session.get(UserPassword, user_id)
@@ -74,4 +77,5 @@ async def set_password(session: AsyncSession, user_id: str, password: str) -> No
     else:
         row.password_hash = password_hash
         row.updated_at = utcnow()
+    await session.execute(delete(OAuthBrowserSession).where(OAuthBrowserSession.user_id == user_id))
     await session.flush()

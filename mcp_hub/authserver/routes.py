@@ -5,6 +5,8 @@ any origin on the metadata and the client endpoints (they carry no cookies), the
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from mcp.server.auth.handlers.register import RegistrationHandler
 from mcp.server.auth.handlers.token import TokenHandler
 from mcp.server.auth.middleware.client_auth import AuthenticationError as ClientAuthError
@@ -14,10 +16,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.authserver.authorize import bound_resource
-from mcp_hub.authserver.clients import HubClient, HubClientAuthenticator
+from mcp_hub.authserver.clients import HubClient, HubClientAuthenticator, basic_credentials
 from mcp_hub.authserver.metadata import (
     AS_METADATA_PATHS,
     PRM_PATH,
@@ -32,6 +34,9 @@ from mcp_hub.authserver.provider import HubAuthProvider
 from mcp_hub.authserver.tokens import revoke_presented
 from mcp_hub.runtime import Hub
 
+# Anyone may register and each registration is stored: real client metadata is well under 2 KB, and the
+# hub-wide request cap (MCP_HUB_MAX_REQUEST_BYTES, 4 MB) would let each one store far more.
+MAX_REGISTRATION_BYTES = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CLIENT_HEADERS = ["Authorization", "Content-Type", "MCP-Protocol-Version"]
 MCP_HEADERS = [*CLIENT_HEADERS, "Mcp-Session-Id", "Last-Event-ID"]
@@ -60,6 +65,8 @@ async def resource_metadata(request: Request) -> Response:
 async def register(request: Request) -> Response:
     """RFC 7591, open to anyone (public clients need no prior arrangement). Scopes are not checked
     here: the authorize step grants what the hub offers."""
+    if len(await request.body()) > MAX_REGISTRATION_BYTES:  # the handler reads the same cached body
+        return _oauth_error("invalid_client_metadata", "client metadata over 16 KB")
     handler = RegistrationHandler(HubAuthProvider(_hub(request)), ClientRegistrationOptions(enabled=True))
     response = await handler.handle(request)
     response.headers.update(NO_STORE)
@@ -76,6 +83,7 @@ async def token(request: Request) -> Response:
     """The SDK's token handler (PKCE S256 check, code expiry, redirect URI, scope narrowing), after the
     RFC 8707 check it does not make: a `resource` other than the hub's `/mcp` is `invalid_target`."""
     hub = _hub(request)
+    await request.body()  # cached first, so the form below and a replayed copy can both be read
     form = await request.form()  # cached on the request: the handler reads the same form
     resource = form.get("resource")
     if isinstance(resource, str):
@@ -84,8 +92,37 @@ async def token(request: Request) -> Response:
         except ValueError as exc:
             return _oauth_error("invalid_target", str(exc))
     handler = TokenHandler(HubAuthProvider(hub), HubClientAuthenticator(hub))
-    response: Response = await handler.handle(request)
+    response: Response = await handler.handle(await _with_basic_client_id(request))
     return response
+
+
+async def _with_basic_client_id(request: Request) -> Request:
+    """The request, with the HTTP Basic client id copied into the form when the form has none: RFC 6749
+    §2.3.1 carries it in the header only, but the SDK's token request model requires the form field."""
+    form = await request.form()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if form.get("client_id") or content_type != "application/x-www-form-urlencoded":
+        return request
+    try:
+        basic = basic_credentials(request.headers.get("authorization", ""))
+    except ClientAuthError:
+        return request  # the authenticator answers a malformed header
+    if basic is None:
+        return request
+    original = await request.body()
+    body = original + (b"&" if original else b"") + urlencode({"client_id": basic[0]}).encode()
+    headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-length"]
+    scope = {**request.scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
 
 
 async def revoke(request: Request) -> Response:

@@ -1,15 +1,19 @@
 """The browser side of the sign-in and consent pages: the signed-in session cookie (its hash in
 `oauth_browser_sessions`) and the CSRF token (a double-submit cookie the forms must repeat).
 
-Cookies are `HttpOnly`, `SameSite=Lax`, `Path=/` and, on https, `Secure` with the `__Host-` prefix (no
-subdomain can set or read them). On plain-http loopback a browser refuses `Secure` and `__Host-`, so the
-names there have no prefix."""
+Cookies are `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` and `__Host-`-prefixed (no subdomain can set
+or read them), except on plain-http loopback, where a browser may refuse `Secure` and `__Host-`, so the
+names there have no prefix. A hub on plain http elsewhere does not serve the pages at all
+(`pages_allowed`): passwords and keys would cross the network in clear, and browsers drop Secure cookies
+there."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from starlette.requests import Request
@@ -27,8 +31,26 @@ CSRF_FIELD = "csrf"
 MAX_COOKIE_CHARS = 128
 
 
+def _plain_http_loopback(settings: Settings) -> bool:
+    parts = urlsplit(settings.base_url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def is_secure(settings: Settings) -> bool:
-    return settings.base_url.startswith("https://")
+    return not _plain_http_loopback(settings)
+
+
+def pages_allowed(settings: Settings) -> bool:
+    """Whether the sign-in and consent pages may be served: on https, or plain http on loopback only."""
+    return settings.base_url.startswith("https://") or _plain_http_loopback(settings)
 
 
 def cookie_name(settings: Settings, base: str) -> str:

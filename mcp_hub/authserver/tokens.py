@@ -185,6 +185,23 @@ def _grant_columns(grant: _Grant) -> dict[str, object]:
     }
 
 
+_revocations = 0
+
+
+def revocations() -> int:
+    """How many revocations this process has committed. The gateway's auth cache (auth/context.py) drops
+    its entries when this changes, so a revoked token fails on the next request, not a TTL later (other
+    processes of the hub still wait out their TTL)."""
+    return _revocations
+
+
+def note_revocation() -> None:
+    # Called after the revoking transaction commits: bumped earlier, a request in between could re-cache
+    # the old state under the new count.
+    global _revocations
+    _revocations += 1
+
+
 async def _revoke_grant(session: AsyncSession, grant_id: str) -> None:
     await session.execute(
         update(OAuthToken)
@@ -215,6 +232,7 @@ async def exchange_code(hub: Hub, code: HubAuthorizationCode) -> OAuthTokenRespo
             grant = _Grant(code.row_id, code.client_ref, code.user_id, code.scopes, code.resource or "")
             tokens = await _issue(hub, session, grant, parent_id=None)
     if replayed:
+        note_revocation()
         # Raised after the transaction so the revocation is committed.
         raise TokenError("invalid_grant", "this authorization code was already used")
     return tokens
@@ -223,6 +241,7 @@ async def exchange_code(hub: Hub, code: HubAuthorizationCode) -> OAuthTokenRespo
 async def load_refresh_token(hub: Hub, client_ref: str, token: str) -> HubRefreshToken | None:
     if not token.startswith(REFRESH_PREFIX) or len(token) > MAX_TOKEN_CHARS:
         return None
+    replayed = False
     async with transaction(hub.sessions) as session:
         row = await session.scalar(
             select(OAuthToken).where(
@@ -237,9 +256,13 @@ async def load_refresh_token(hub: Hub, client_ref: str, token: str) -> HubRefres
             if row.superseded_at is not None:
                 # A rotated-out token came back after its successor was used: someone holds a copy.
                 await _revoke_grant(session, row.grant_id)
+                replayed = True
+        elif row.expires_at <= utcnow():
             return None
-        if row.expires_at <= utcnow():
-            return None
+    if replayed:
+        note_revocation()
+    if row.revoked_at is not None:
+        return None
     return HubRefreshToken(
         token=token,
         client_id="",
@@ -283,6 +306,7 @@ async def rotate_refresh_token(hub: Hub, token: HubRefreshToken, scopes: list[st
 async def revoke_grant(hub: Hub, grant_id: str) -> None:
     async with transaction(hub.sessions) as session:
         await _revoke_grant(session, grant_id)
+    note_revocation()
 
 
 def is_access_token(presented: str) -> bool:
@@ -336,3 +360,5 @@ async def revoke_presented(hub: Hub, client_ref: str, presented: str) -> None:
         )
         if grant_id is not None:
             await _revoke_grant(session, grant_id)
+    if grant_id is not None:
+        note_revocation()

@@ -114,6 +114,8 @@ class ClientSite:
     origin: str
     callbacks: list[dict[str, str]] = field(default_factory=list)
     documents: dict[str, bytes] = field(default_factory=dict)
+    # Documents sent without Content-Length (the body ends when the connection closes).
+    unsized: set[str] = field(default_factory=set)
     arrived: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -144,14 +146,16 @@ def _serve(site: ClientSite, context: ssl.SSLContext | None) -> tuple[ThreadingH
                 site.arrived.set()
                 self._answer(200, b"<!doctype html><title>done</title>signed in", "text/html")
             elif parts.path.startswith("/docs/") and parts.path[6:] in site.documents:
-                self._answer(200, site.documents[parts.path[6:]], "application/json")
+                name = parts.path[6:]
+                self._answer(200, site.documents[name], "application/json", sized=name not in site.unsized)
             else:
                 self._answer(404, b"not found", "text/plain")
 
-        def _answer(self, status: int, body: bytes, kind: str) -> None:
+        def _answer(self, status: int, body: bytes, kind: str, *, sized: bool = True) -> None:
             self.send_response(status)
             self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
+            if sized:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 

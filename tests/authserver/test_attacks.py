@@ -17,6 +17,9 @@ from sqlalchemy import update
 
 from mcp_hub.authserver.clients import delete_client
 from mcp_hub.authserver.metadata import AS_METADATA_PATHS
+from mcp_hub.authserver.redirects import RedirectUriError, check_registrable
+from mcp_hub.authserver.sessions import cookie_name, is_secure
+from mcp_hub.settings import DEFAULT_PRIVATE_REDIRECT_URIS, Settings
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import OAuthCode, utcnow
 from tests.authserver.conftest import (
@@ -143,7 +146,14 @@ async def test_metadata_and_the_401_challenge(as_hub: RunningHub) -> None:
 
     challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="mcp"'
     await as_hub.add_server("anything", transport="http", url="http://127.0.0.1:9/mcp")
-    for method, path in (("POST", "/mcp"), ("POST", "/mcp/anything"), ("GET", "/sse")):
+    for method, path in (
+        ("POST", "/mcp"),
+        ("POST", "/mcp/anything"),
+        ("GET", "/sse"),
+        ("GET", "/mcp/anything/sse"),
+        ("POST", "/sse/messages/"),
+        ("POST", "/mcp/anything/messages/"),
+    ):
         response = await as_hub.admin.request(method, path, headers={"Authorization": "", **MCP_ACCEPT})
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == challenge, path
@@ -157,6 +167,10 @@ async def test_cors_for_browser_based_clients(as_hub: RunningHub) -> None:
     origin = {"Origin": "https://inspector.example"}
     meta = await as_hub.admin.get(AS_METADATA_PATHS[0], headers=origin)
     assert meta.headers["access-control-allow-origin"] == "*"
+    token_error = await as_hub.admin.post(
+        "/token", data={"grant_type": "authorization_code"}, headers={**origin, "Authorization": ""}
+    )
+    assert token_error.status_code in (400, 401) and token_error.headers["access-control-allow-origin"] == "*"
     for path in ("/token", "/register", "/revoke", "/.well-known/oauth-protected-resource/mcp"):
         preflight = await as_hub.admin.options(
             path,
@@ -186,6 +200,13 @@ async def test_mcp_cors_answers_the_configured_origins_only(as_hub: RunningHub) 
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         refused = await hub.admin.options("/mcp", headers=preflight("https://evil.example"))
         assert "access-control-allow-origin" not in refused.headers
+        # The 401 itself: a browser-based client must be able to read the challenge to start discovery.
+        challenge = await hub.admin.post(
+            "/mcp", json={}, headers={"Origin": "https://app.example", "Authorization": "", **MCP_ACCEPT}
+        )
+        assert challenge.status_code == 401
+        assert challenge.headers["access-control-allow-origin"] == "https://app.example"
+        assert "www-authenticate" in challenge.headers["access-control-expose-headers"].lower()
 
 
 # --- registration and redirect URIs ---------------------------------------------------------------------
@@ -206,6 +227,23 @@ async def test_registration_refuses_dangerous_redirect_uris(as_hub: RunningHub, 
     response = await register(as_hub, [uri], token_endpoint_auth_method="none")
     assert response.status_code == 400, response.text
     assert response.json()["error"] in ("invalid_redirect_uri", "invalid_client_metadata")
+
+
+@pytest.mark.parametrize(
+    "uri", ["javascript:alert(1)", "data:text/html,hi", "file:///etc/passwd", "JavaScript:x"]
+)
+def test_dangerous_schemes_are_refused_even_when_allowlisted(uri: str) -> None:
+    # An operator's allowlist cannot let them in: the scheme is refused before the list is consulted.
+    with pytest.raises(RedirectUriError, match="never allowed"):
+        check_registrable(uri, [uri])
+    assert check_registrable("cursor://anysphere.cursor-mcp/oauth/callback", DEFAULT_PRIVATE_REDIRECT_URIS)
+
+
+async def test_registration_metadata_is_capped(as_hub: RunningHub) -> None:
+    # Registration is open and stored: one may not park megabytes per client in the database.
+    huge = await register(as_hub, [CLAUDE_CALLBACK], client_name="x" * 20_000)
+    assert huge.status_code == 400 and huge.json()["error"] == "invalid_client_metadata"
+    assert (await register(as_hub, [CLAUDE_CALLBACK], client_name="x" * 1_000)).status_code == 201
 
 
 async def test_registration_accepts_claude_loopback_and_allowlisted_cursor(as_hub: RunningHub) -> None:
@@ -376,9 +414,20 @@ async def test_metadata_documents_that_must_be_refused(as_hub: RunningHub, https
             "token_endpoint_auth_method": "client_secret_post",
         },
     )
+    # The same size without a Content-Length: the hub stops reading past 5 KB rather than trusting a header.
+    unsized = https_site.put_document(
+        "unsized.json",
+        {
+            "client_id": https_site.doc_url("unsized.json"),
+            "redirect_uris": [good_redirect],
+            "pad": "x" * 6000,
+        },
+    )
+    https_site.unsized.add("unsized.json")
     cases = {
         mismatch: "client_id is not its own URL",
         big: "larger than 5 KB",
+        unsized: "larger than 5 KB",
         secret: "public client",
         "https://169.254.169.254/latest/client.json": "link-local",
         "https://[::ffff:169.254.169.254]/client.json": "link-local",
@@ -495,7 +544,27 @@ async def test_secrets_stay_out_of_logs_and_pages(
     grant = Grant(code, verifier, "", registered["client_id"], CLAUDE_CALLBACK)
     no_secret = await exchange(as_hub, grant)
     assert no_secret.status_code == 401 and no_secret.json()["error"] == "invalid_client"
-    tokens = (await exchange(as_hub, grant, client_secret=registered["client_secret"])).json()
+    wrong_basic = await as_hub.admin.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
+        headers={"Authorization": ""},
+        auth=httpx2.BasicAuth(registered["client_id"], "not-the-secret"),
+    )
+    assert wrong_basic.status_code == 401 and wrong_basic.json()["error"] == "invalid_client"
+    # HTTP Basic works for any client with a secret (RFC 6749 §2.3.1), whatever it registered.
+    by_basic = await as_hub.admin.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": CLAUDE_CALLBACK,
+        },
+        headers={"Authorization": ""},
+        auth=httpx2.BasicAuth(registered["client_id"], registered["client_secret"]),
+    )
+    assert by_basic.status_code == 200, by_basic.text
+    tokens = by_basic.json()
     secrets_seen = [
         code,
         tokens["access_token"],
@@ -504,23 +573,55 @@ async def test_secrets_stay_out_of_logs_and_pages(
         alice.password,
         "not-the-password!",
     ]
+    # The capture does see the hub's own records (else the checks below could not fail).
+    assert "authorization sign-in refused" in caplog.text
     for secret in secrets_seen:
         assert secret not in caplog.text
 
 
-async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: RunningHub) -> None:
+async def authorize_page_behind(as_hub: RunningHub, public_base_url: str) -> httpx2.Response:
+    """The first authorize page of a hub on the same database with another public URL."""
     client_id = await public_client(as_hub, CLAUDE_CALLBACK)
-    public = as_hub.settings.model_copy(update={"public_base_url": "https://hub.example"})
-    async with serve_hub(public) as hub:
+    moved = as_hub.settings.model_copy(update={"public_base_url": public_base_url})
+    async with serve_hub(moved) as hub:
         params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
-        page = await hub.admin.get("/authorize", params=params, headers={"Host": "hub.example"})
-        assert page.status_code == 200, page.text
-        cookie = page.headers["set-cookie"]
-        assert cookie.startswith("__Host-mcp-hub-csrf=")
-        for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
-            assert attribute in cookie, cookie
-        assert "Domain" not in cookie
-        assert page.headers["x-frame-options"] == "DENY"
+        host = public_base_url.split("://", 1)[1]
+        return await hub.admin.get("/authorize", params=params, headers={"Host": host})
+
+
+async def test_cookies_are_host_prefixed_and_secure_behind_https(as_hub: RunningHub) -> None:
+    page = await authorize_page_behind(as_hub, "https://hub.example")
+    assert page.status_code == 200, page.text
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("__Host-mcp-hub-csrf=")
+    for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
+        assert attribute in cookie, cookie
+    assert "Domain" not in cookie
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    ("base", "secure"),
+    [
+        ("http://127.0.0.1:4000", False),
+        ("http://localhost:4000", False),
+        ("http://[::1]:4000", False),
+        ("https://hub.example", True),
+        ("http://hub.lan:4000", True),
+    ],
+)
+def test_cookies_are_secure_except_on_plain_http_loopback(base: str, secure: bool) -> None:
+    settings = Settings(public_base_url=base)
+    assert is_secure(settings) is secure
+    assert cookie_name(settings, "mcp-hub-csrf") == ("__Host-mcp-hub-csrf" if secure else "mcp-hub-csrf")
+
+
+async def test_plain_http_off_loopback_serves_no_sign_in_page(as_hub: RunningHub) -> None:
+    # Browsers drop Secure cookies on plain http, and a password would cross the network in clear: the
+    # hub says what to fix instead of showing a form that cannot work.
+    page = await authorize_page_behind(as_hub, "http://hub.lan:4000")
+    assert page.status_code == 400 and "https only" in page.text, page.text
+    assert "set-cookie" not in page.headers and 'name="password"' not in page.text
 
 
 async def test_a_key_limited_to_some_servers_cannot_sign_in(as_hub: RunningHub) -> None:
@@ -618,3 +719,52 @@ async def test_an_expired_code_is_refused(as_hub: RunningHub) -> None:
     late = await exchange(as_hub, grant)
     assert late.status_code == 400 and late.json() == {**late.json(), "error": "invalid_grant"}
     assert "expired" in late.json()["error_description"]
+
+
+async def test_a_user_sets_their_own_password_with_their_key(as_hub: RunningHub) -> None:
+    user_id = await as_hub.add_user("hana")
+    key = await as_hub.add_key(user_id)
+    limited = await as_hub.add_key(user_id, allowed_servers=["one"])
+
+    async def put(password: str, bearer: str) -> httpx2.Response:
+        return await as_hub.admin.put(
+            "/v1/me/password", json={"password": password}, headers={"Authorization": f"Bearer {bearer}"}
+        )
+
+    short = await put("short-pw", key)
+    assert short.status_code == 422 and "short-pw" not in short.text
+    assert (await put("a password for hana", limited)).status_code == 403
+    assert (await put("a password for hana", "mcph_not_a_key")).status_code == 401
+    assert (await put("a password for hana", key)).status_code == 204
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    hana = Person(name="hana", user_id=user_id, api_key=key, password="a password for hana")
+    async with FormBrowser(as_hub.url) as browser:
+        grant = await get_code(browser, hana, client_id, CLAUDE_CALLBACK)
+        assert (await exchange(as_hub, grant)).status_code == 200
+        # Signed in and approved: the next request goes straight back with a code ...
+        params = authorize_params(client_id, CLAUDE_CALLBACK, pkce_pair()[1])
+        assert (await browser.open(params)).status_code == 302
+        # ... until the password changes, which signs every browser out.
+        assert (await put("another password for hana", key)).status_code == 204
+        again = await browser.open(params)
+        assert again.status_code == 200 and 'name="password"' in again.text
+
+
+async def test_revocation_applies_at_once_despite_the_auth_cache(as_hub: RunningHub) -> None:
+    # The gateway reuses an MCP request's authentication for MCP_HUB_MCP_AUTH_CACHE_SECONDS; a revoked
+    # grant must not ride on that (the client revokes, retries, and must get its 401).
+    alice = await add_person(as_hub, "alice")
+    client_id = await public_client(as_hub, CLAUDE_CALLBACK)
+    cached = as_hub.settings.model_copy(update={"mcp_auth_cache_seconds": 300.0})
+    async with serve_hub(cached) as hub:
+        async with FormBrowser(hub.url) as browser:
+            grant = await get_code(browser, alice, client_id, CLAUDE_CALLBACK)
+        tokens = (await exchange(hub, grant)).json()
+        assert await mcp_status(hub, tokens["access_token"]) == 200  # now in the cache
+        revoked = await hub.admin.post(
+            "/revoke",
+            data={"token": tokens["refresh_token"], "client_id": client_id},
+            headers={"Authorization": ""},
+        )
+        assert revoked.status_code == 200
+        assert await mcp_status(hub, tokens["access_token"]) == 401

@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from mcp.shared.auth import OAuthClientInformationFull
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from mcp_hub.authserver.clients import register_client
 from mcp_hub.authserver.passwords import verify_password
 from mcp_hub.cli import app as cli_app
 from mcp_hub.runtime import open_hub
@@ -50,3 +52,22 @@ def test_users_passwd_sets_a_hash_and_refuses_short_ones(database_url: str, tmp_
     assert stored is not None and asyncio.run(verify_password("a password for dana", stored))
     missing = RUNNER.invoke(cli_app, ["clients", "delete", "no-such-client"], env=env)
     assert missing.exit_code == 1 and "no client" in missing.output
+
+
+async def _register(settings: Settings, client_id: str) -> None:
+    info = OAuthClientInformationFull.model_validate(
+        {"client_id": client_id, "client_name": "Laptop", "redirect_uris": ["http://127.0.0.1/cb"]}
+    )
+    async with open_hub(settings) as hub:
+        await register_client(hub, info)
+
+
+def test_clients_list_and_delete(database_url: str, tmp_path: Path) -> None:
+    env = {"MCP_HUB_DATA_DIR": str(tmp_path / "cli"), "MCP_HUB_DATABASE_URL": database_url}
+    assert RUNNER.invoke(cli_app, ["db", "upgrade"], env=env).exit_code == 0
+    asyncio.run(_register(Settings(data_dir=tmp_path / "cli", database_url=database_url), "cli-client"))
+    listed = RUNNER.invoke(cli_app, ["clients", "list"], env=env)
+    assert listed.exit_code == 0 and "cli-client\tdcr\tLaptop" in listed.output
+    deleted = RUNNER.invoke(cli_app, ["clients", "delete", "cli-client"], env=env)
+    assert deleted.exit_code == 0 and "deleted client cli-client" in deleted.output
+    assert "cli-client" not in RUNNER.invoke(cli_app, ["clients", "list"], env=env).output

@@ -82,6 +82,7 @@ async def test_a_code_is_exchanged_once_even_when_raced(hub: Hub) -> None:
     user_id = await _user(hub)
     client = await _client(hub)
     code = await _code(hub, client, user_id)
+    before = tokens.revocations()
     results = await asyncio.gather(
         *(tokens.exchange_code(hub, code) for _ in range(4)), return_exceptions=True
     )
@@ -92,6 +93,11 @@ async def test_a_code_is_exchanged_once_even_when_raced(hub: Hub) -> None:
     async with transaction(hub.sessions) as session:
         live = (await session.scalars(select(OAuthToken).where(OAuthToken.revoked_at.is_(None)))).all()
     assert live == []
+    # ... and told the gateway's auth cache, so what was cached for those tokens is dropped at once.
+    assert tokens.revocations() > before
+    before = tokens.revocations()
+    assert await clients.delete_client(hub, "client-1")
+    assert tokens.revocations() > before
 
 
 async def test_idle_clients_are_forgotten(hub: Hub) -> None:
@@ -105,6 +111,34 @@ async def test_idle_clients_are_forgotten(hub: Hub) -> None:
     assert await clients.get_client(hub, "client-1", fetch_document=False) is None
     async with transaction(hub.sessions) as session:
         assert await session.scalar(select(OAuthClient.id)) is None
+
+
+async def test_idle_clients_that_never_come_back_are_forgotten_too(hub: Hub) -> None:
+    # A client registered once and never used again is never looked up: registering the next one sweeps
+    # it, with what it was issued (registration is open, so the table must not only grow).
+    idle = await _client(hub)
+    user_id = await _user(hub)
+    await tokens.exchange_code(hub, await _code(hub, idle, user_id))
+    async with transaction(hub.sessions) as session:
+        await session.execute(
+            update(OAuthClient)
+            .where(OAuthClient.id == idle.ref)
+            .values(last_used_at=utcnow() - timedelta(days=91))
+        )
+    await clients.register_client(
+        hub,
+        OAuthClientInformationFull.model_validate(
+            {
+                "client_id": "client-2",
+                "redirect_uris": ["http://127.0.0.1/cb"],
+                "token_endpoint_auth_method": "none",
+            }
+        ),
+    )
+    async with transaction(hub.sessions) as session:
+        left = (await session.scalars(select(OAuthClient.client_id))).all()
+        tokens_left = (await session.scalars(select(OAuthToken.id))).all()
+    assert left == ["client-2"] and tokens_left == []
 
 
 async def test_passwords_are_scrypt_hashes(hub: Hub) -> None:
