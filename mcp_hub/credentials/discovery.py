@@ -313,8 +313,14 @@ async def _discover(hub: Hub, server: McpServer) -> None:
         str(metadata["registration_endpoint"]) if metadata.get("registration_endpoint") else None
     )
     server.resource_metadata_url = resource_metadata_url
+    methods = metadata.get("code_challenge_methods_supported")
+    if fetched is not None and not isinstance(methods, list):
+        # MCP authorization (2025-11-25): a metadata document without code_challenge_methods_supported
+        # means no PKCE, and the client must refuse. Stored as "none offered" so the start refuses; only
+        # the 2025-03-26 fallback (no document at all) leaves PKCE support unknown.
+        methods = []
     server.oauth_metadata = {
-        "code_challenge_methods_supported": metadata.get("code_challenge_methods_supported"),
+        "code_challenge_methods_supported": methods,
         "authorization_response_iss_parameter_supported": bool(
             metadata.get("authorization_response_iss_parameter_supported")
         ),

@@ -244,6 +244,20 @@ async def test_authorization_server_without_s256_is_refused(
     assert "/register" not in fake_peer.requests
 
 
+async def test_metadata_without_code_challenge_methods_is_refused(
+    app: FastAPI, client: httpx2.AsyncClient, make_user, make_server, fake_peer: FakeOAuthPeer
+) -> None:
+    # MCP authorization 2025-11-25: an absent code_challenge_methods_supported means no PKCE: refuse.
+    metadata = fake_peer.metadata()
+    del metadata["code_challenge_methods_supported"]
+    fake_peer.json("/.well-known/oauth-authorization-server", metadata)
+    alice = await make_user("alice")
+    server = await make_server("no-pkce", url=f"{fake_peer.origin}/mcp", auth_type="oauth2")
+    response = await _start(client, server["id"], alice.auth)
+    assert response.status_code == 400 and "S256" in response.json()["detail"]
+    assert "/register" not in fake_peer.requests
+
+
 async def test_token_response_without_access_token_is_refused(
     app: FastAPI, make_user, make_server, browsers, fake_peer: FakeOAuthPeer
 ) -> None:
