@@ -351,6 +351,11 @@ async def discover_for_url(hub: Hub, url: str) -> DiscoveredOAuth:
     await _discover(hub, probe)
     assert probe.authorization_url is not None and probe.token_url is not None  # set by _discover
     meta: dict[str, Any] = probe.oauth_metadata or {}
+    methods = meta.get("code_challenge_methods_supported")
+    if isinstance(methods, list) and "S256" not in methods:
+        # A form saved with these endpoints skips discovery (and so the PKCE check at connect time): say
+        # it now, not after an admin has stored an authorization server the hub will not use.
+        raise OAuthFlowError("the authorization server does not offer PKCE with S256, which the hub requires")
     return DiscoveredOAuth(
         issuer=probe.issuer,
         authorization_url=probe.authorization_url,
