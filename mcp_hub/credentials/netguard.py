@@ -79,16 +79,20 @@ INTERNAL: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
 )
 
 _NAT64 = _V6("64:ff9b::/96")
+# Local-use NAT64 (RFC 8215) and deprecated IPv4-compatible addresses also carry an IPv4 address in
+# their last 32 bits (the /96 form of RFC 6052, the usual one). Both are internal anyway, but an
+# allowlisted name resolving to one of them must not reach link-local through the translator.
+_LOW_32_BITS = (_NAT64, _V6("64:ff9b:1::/48"), _V6("::/96"))
 _SIX_TO_FOUR = _V6("2002::/16")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for (mapped, 6to4 or well-known NAT64), if any."""
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64 or IPv4-compatible), if any."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address in _SIX_TO_FOUR:
         return address.sixtofour
-    if address in _NAT64:
+    if any(address in net for net in _LOW_32_BITS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
