@@ -269,6 +269,7 @@ run(async (page, context) => {
     "discover fills the authorization, token and registration URLs",
   );
   check((await page.getByLabel(/^Scopes/).inputValue()) === "mcp:tools", "discover fills the scopes");
+  check((await page.getByLabel(/^Issuer/).inputValue()) === metadata.issuer, "discover fills the issuer (for the iss check)");
   await assertEveryInputLabelled(page, "OAuth2 server form");
   await assertKeyboardReachesEverything(page, "main form", "OAuth2 server form");
   await shot(page, "06b-server-form-oauth2");
@@ -276,7 +277,9 @@ run(async (page, context) => {
   await page.locator('tr[data-server="notes"]').waitFor();
   const notes = apiBodies.filter((b) => b.method === "POST" && b.body.name === "notes").at(-1).body;
   check(
-    notes.auth_type === "oauth2" && notes.authorization_url === metadata.authorization_endpoint,
+    notes.auth_type === "oauth2" &&
+      notes.authorization_url === metadata.authorization_endpoint &&
+      notes.issuer === metadata.issuer,
     "the discovered endpoints are saved",
   );
   check(!("client_id" in notes), "empty OAuth fields are not sent");
