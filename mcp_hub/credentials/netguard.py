@@ -9,7 +9,8 @@ Two checks, both needed:
   check and to 127.0.0.1 a moment later (DNS rebinding) still cannot reach the inside.
 
 `ipaddress.is_private` alone is not enough: an internal IPv4 address can be written as IPv4-mapped IPv6
-(::ffff:10.0.0.1), 6to4 (2002:0a00:0001::) or NAT64 (64:ff9b::a00:1), and some ranges (shared address
+(::ffff:10.0.0.1), IPv4-compatible (::a00:1), 6to4 (2002:0a00:0001::) or NAT64 (64:ff9b::a00:1, and
+local-use 64:ff9b:1::a00:1), and some ranges (shared address
 space 100.64.0.0/10, benchmarking 198.18.0.0/15) are not "private" there. Embedded IPv4 addresses are
 unwrapped and judged as IPv4.
 
