@@ -83,6 +83,12 @@ class ServerFields(_Strict):
     authorization_url: HttpUrl | None = None
     token_url: HttpUrl | None = None
     registration_url: HttpUrl | None = None
+    # A plain string, not HttpUrl: RFC 9207 compares `iss` exactly, and HttpUrl would add a trailing "/".
+    issuer: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None,
+        description="the authorization server's issuer, checked against `iss` on the callback (RFC 9207); "
+        "the discover action returns it",
+    )
     client_id: ShortText | None = None
     client_secret: Annotated[SecretStr, Field(max_length=MAX_TEXT)] | None = Field(
         default=None, description="write-only; stored encrypted"

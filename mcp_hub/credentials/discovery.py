@@ -313,8 +313,14 @@ async def _discover(hub: Hub, server: McpServer) -> None:
         str(metadata["registration_endpoint"]) if metadata.get("registration_endpoint") else None
     )
     server.resource_metadata_url = resource_metadata_url
+    methods = metadata.get("code_challenge_methods_supported")
+    if fetched is not None and not isinstance(methods, list):
+        # MCP authorization (2025-11-25): a metadata document without code_challenge_methods_supported
+        # means no PKCE, and the client must refuse. Stored as "none offered" so the start refuses; only
+        # the 2025-03-26 fallback (no document at all) leaves PKCE support unknown.
+        methods = []
     server.oauth_metadata = {
-        "code_challenge_methods_supported": metadata.get("code_challenge_methods_supported"),
+        "code_challenge_methods_supported": methods,
         "authorization_response_iss_parameter_supported": bool(
             metadata.get("authorization_response_iss_parameter_supported")
         ),
@@ -345,6 +351,11 @@ async def discover_for_url(hub: Hub, url: str) -> DiscoveredOAuth:
     await _discover(hub, probe)
     assert probe.authorization_url is not None and probe.token_url is not None  # set by _discover
     meta: dict[str, Any] = probe.oauth_metadata or {}
+    methods = meta.get("code_challenge_methods_supported")
+    if isinstance(methods, list) and "S256" not in methods:
+        # A form saved with these endpoints skips discovery (and so the PKCE check at connect time): say
+        # it now, not after an admin has stored an authorization server the hub will not use.
+        raise OAuthFlowError("the authorization server does not offer PKCE with S256, which the hub requires")
     return DiscoveredOAuth(
         issuer=probe.issuer,
         authorization_url=probe.authorization_url,

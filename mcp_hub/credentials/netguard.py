@@ -9,7 +9,8 @@ Two checks, both needed:
   check and to 127.0.0.1 a moment later (DNS rebinding) still cannot reach the inside.
 
 `ipaddress.is_private` alone is not enough: an internal IPv4 address can be written as IPv4-mapped IPv6
-(::ffff:10.0.0.1), 6to4 (2002:0a00:0001::) or NAT64 (64:ff9b::a00:1), and some ranges (shared address
+(::ffff:10.0.0.1), IPv4-compatible (::a00:1), 6to4 (2002:0a00:0001::) or NAT64 (64:ff9b::a00:1, and
+local-use 64:ff9b:1::a00:1), and some ranges (shared address
 space 100.64.0.0/10, benchmarking 198.18.0.0/15) are not "private" there. Embedded IPv4 addresses are
 unwrapped and judged as IPv4.
 
@@ -79,16 +80,20 @@ INTERNAL: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
 )
 
 _NAT64 = _V6("64:ff9b::/96")
+# Local-use NAT64 (RFC 8215) and deprecated IPv4-compatible addresses also carry an IPv4 address in
+# their last 32 bits (the /96 form of RFC 6052, the usual one). Both are internal anyway, but an
+# allowlisted name resolving to one of them must not reach link-local through the translator.
+_LOW_32_BITS = (_NAT64, _V6("64:ff9b:1::/48"), _V6("::/96"))
 _SIX_TO_FOUR = _V6("2002::/16")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for (mapped, 6to4 or well-known NAT64), if any."""
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64 or IPv4-compatible), if any."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address in _SIX_TO_FOUR:
         return address.sixtofour
-    if address in _NAT64:
+    if any(address in net for net in _LOW_32_BITS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

@@ -38,6 +38,7 @@ PLAIN_FIELDS = (
     "authorization_url",
     "token_url",
     "registration_url",
+    "issuer",
     "client_id",
     "scopes",
     "allowed_tools",

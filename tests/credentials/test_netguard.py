@@ -59,6 +59,8 @@ def test_internal_addresses_need_the_allowlist(address: str) -> None:
         "::ffff:169.254.169.254",
         "2002:a9fe:a9fe::",  # 6to4 of the metadata address
         "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata address
+        "64:ff9b:1::a9fe:a9fe",  # local-use NAT64 of the metadata address
+        "::a9fe:a9fe",  # IPv4-compatible form of the metadata address
     ],
 )
 def test_link_local_and_metadata_addresses_are_never_admitted(address: str) -> None:

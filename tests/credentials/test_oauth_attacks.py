@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import McpServer, McpUserCredential, OAuthState, utcnow
-from tests.credentials.conftest import HUB_ORIGIN, AuthServerProcess, FakeOAuthPeer, hub_of
+from tests.credentials.conftest import ADMIN, HUB_ORIGIN, AuthServerProcess, FakeOAuthPeer, hub_of
 
 
 async def credential_count(app: FastAPI) -> int:
@@ -102,6 +102,37 @@ async def test_wrong_or_missing_iss_is_refused(
         assert response.status_code == 400 and message in response.text, response.text
         assert oidc_as.counts()["grants"] == {}  # the code was never sent to the token endpoint
     assert await credential_count(app) == 0
+
+
+async def test_wrong_iss_is_refused_with_endpoints_an_admin_stored(
+    app: FastAPI, client: httpx2.AsyncClient, make_user, make_server, browsers, oidc_as: AuthServerProcess
+) -> None:
+    """Endpoints saved from the form (after the discover action) skip discovery; the issuer saved with
+    them still checks `iss`, so the mix-up defence does not depend on how the endpoints were set."""
+    found = (await client.post("/v1/oauth/discover", json={"url": oidc_as.resource}, headers=ADMIN)).json()
+    server = await make_server(
+        "stored",
+        url=oidc_as.resource,
+        auth_type="oauth2",
+        authorization_url=found["authorization_url"],
+        token_url=found["token_url"],
+        registration_url=found["registration_url"],
+        issuer=found["issuer"],
+        scopes=found["scopes"],
+    )
+    assert server["issuer"] == oidc_as.issuer  # exactly as discovered: no trailing "/" added
+    alice = await make_user("alice")
+    browser = browsers(alice)
+    oidc_as.reset()
+    start = await browser.start(server["id"])
+    callback = await browser.consent(start.headers["location"])
+    response = await browser.http.get(with_query(callback, iss="https://evil.example"))
+    assert response.status_code == 400 and "unexpected issuer" in response.text, response.text
+    assert oidc_as.counts()["grants"] == {}
+    assert sum(n for path, n in oidc_as.counts()["paths"].items() if path.startswith("/.well-known/")) == 0
+    done = await browser.connect(server["id"])  # the real `iss` passes
+    assert done.status_code == 302, done.text
+    assert await credential_count(app) == 1
 
 
 @pytest.mark.parametrize(
@@ -239,6 +270,20 @@ async def test_authorization_server_without_s256_is_refused(
     )
     alice = await make_user("alice")
     server = await make_server("plain-pkce", url=f"{fake_peer.origin}/mcp", auth_type="oauth2")
+    response = await _start(client, server["id"], alice.auth)
+    assert response.status_code == 400 and "S256" in response.json()["detail"]
+    assert "/register" not in fake_peer.requests
+
+
+async def test_metadata_without_code_challenge_methods_is_refused(
+    app: FastAPI, client: httpx2.AsyncClient, make_user, make_server, fake_peer: FakeOAuthPeer
+) -> None:
+    # MCP authorization 2025-11-25: an absent code_challenge_methods_supported means no PKCE: refuse.
+    metadata = fake_peer.metadata()
+    del metadata["code_challenge_methods_supported"]
+    fake_peer.json("/.well-known/oauth-authorization-server", metadata)
+    alice = await make_user("alice")
+    server = await make_server("no-pkce", url=f"{fake_peer.origin}/mcp", auth_type="oauth2")
     response = await _start(client, server["id"], alice.auth)
     assert response.status_code == 400 and "S256" in response.json()["detail"]
     assert "/register" not in fake_peer.requests

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from mcp_hub.admin.probe import readable
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import McpServer
-from tests.credentials.conftest import ADMIN, AuthServerProcess, hub_of
+from tests.credentials.conftest import ADMIN, AuthServerProcess, FakeOAuthPeer, hub_of
 from tests.mcp_peers.procs import echo_upstream, free_port
 
 ECHO_TOOLS = {"echo", "add", "whoami", "env", "pid", "slow", "progress", "log", "sample"}
@@ -207,6 +207,25 @@ async def test_discover_fills_the_form_from_the_real_authorization_server(
     assert (
         await client.post("/v1/oauth/discover", json={"url": oidc_as.resource}, headers=alice.auth)
     ).status_code == 403
+
+
+async def test_discover_refuses_an_authorization_server_without_s256(
+    client: httpx2.AsyncClient, fake_peer: FakeOAuthPeer
+) -> None:
+    # Endpoints saved from the form skip discovery at connect time, and with it the PKCE check: the
+    # discover action itself refuses, whether S256 is missing from the list or the list is absent.
+    plain = fake_peer.metadata(code_challenge_methods_supported=["plain"])
+    absent = fake_peer.metadata()
+    del absent["code_challenge_methods_supported"]
+    for metadata in (plain, absent):
+        fake_peer.json("/.well-known/oauth-authorization-server", metadata)
+        refused = await client.post(
+            "/v1/oauth/discover", json={"url": f"{fake_peer.origin}/mcp"}, headers=ADMIN
+        )
+        assert refused.status_code == 400 and "S256" in refused.json()["detail"], refused.text
+    fake_peer.json("/.well-known/oauth-authorization-server", fake_peer.metadata())
+    found = await client.post("/v1/oauth/discover", json={"url": f"{fake_peer.origin}/mcp"}, headers=ADMIN)
+    assert found.status_code == 200 and found.json()["token_url"] == f"{fake_peer.origin}/token", found.text
 
 
 def test_error_texts_lose_query_strings_and_userinfo() -> None:

@@ -269,6 +269,7 @@ run(async (page, context) => {
     "discover fills the authorization, token and registration URLs",
   );
   check((await page.getByLabel(/^Scopes/).inputValue()) === "mcp:tools", "discover fills the scopes");
+  check((await page.getByLabel(/^Issuer/).inputValue()) === metadata.issuer, "discover fills the issuer (for the iss check)");
   await assertEveryInputLabelled(page, "OAuth2 server form");
   await assertKeyboardReachesEverything(page, "main form", "OAuth2 server form");
   await shot(page, "06b-server-form-oauth2");
@@ -276,7 +277,9 @@ run(async (page, context) => {
   await page.locator('tr[data-server="notes"]').waitFor();
   const notes = apiBodies.filter((b) => b.method === "POST" && b.body.name === "notes").at(-1).body;
   check(
-    notes.auth_type === "oauth2" && notes.authorization_url === metadata.authorization_endpoint,
+    notes.auth_type === "oauth2" &&
+      notes.authorization_url === metadata.authorization_endpoint &&
+      notes.issuer === metadata.issuer,
     "the discovered endpoints are saved",
   );
   check(!("client_id" in notes), "empty OAuth fields are not sent");
@@ -342,9 +345,27 @@ run(async (page, context) => {
   await page.getByRole("heading", { name: "Client setup" }).waitFor();
   await page.getByLabel("Client").selectOption("cursor");
   await page.getByLabel("Endpoint").selectOption("everything");
+  const oauthConfig = JSON.parse(await page.locator("#setup-config").inputValue());
+  check(
+    JSON.stringify(oauthConfig) === JSON.stringify({ mcpServers: { "mcp-hub-everything": { url: `${HUB_URL}/mcp/everything` } } }),
+    "Cursor with OAuth (the default): the URL alone, Cursor signs in itself",
+  );
+  await page.locator("#setup-auth").selectOption("key");
   const config = JSON.parse(await page.locator("#setup-config").inputValue());
   check(config.mcpServers["mcp-hub-everything"].url === `${HUB_URL}/mcp/everything`, "Cursor config for one server");
+  check(config.mcpServers["mcp-hub-everything"].headers.Authorization.startsWith("Bearer "), "Cursor with a key header");
   check(!JSON.stringify(config).includes(ADMIN_KEY), "the config never carries the signed-in key");
+  await page.getByLabel("Client").selectOption("claude_desktop");
+  check(
+    JSON.parse(await page.locator("#setup-config").inputValue()).mcpServers["mcp-hub-everything"].command === "npx",
+    "Claude Desktop with a key goes through npx mcp-remote",
+  );
+  await page.locator("#setup-auth").selectOption("oauth");
+  check(
+    (await page.locator("#setup-config").inputValue()) === `${HUB_URL}/mcp/everything`,
+    "Claude Desktop with OAuth: the URL for Settings → Connectors",
+  );
+  await page.getByText("Add custom connector", { exact: false }).waitFor();
   await page.getByRole("button", { name: "Copy configuration" }).click();
   await page.getByText("Copied", { exact: true }).waitFor();
   await assertEveryInputLabelled(page, "client setup");

@@ -108,6 +108,7 @@ describe("transport mapping", () => {
         authType: "oauth2",
         authorizationUrl: "https://as.example/authorize",
         registrationUrl: "https://as.example/register",
+        issuer: "https://as.example",
         clientId: "abc",
         scopes: "read, write repo",
       },
@@ -117,6 +118,7 @@ describe("transport mapping", () => {
       auth_type: "oauth2",
       authorization_url: "https://as.example/authorize",
       registration_url: "https://as.example/register",
+      issuer: "https://as.example",
       client_id: "abc",
       scopes: ["read", "write", "repo"],
     });
@@ -155,6 +157,17 @@ describe("transport mapping", () => {
       "create",
     );
     expect(staticHeader).toMatchObject({ auth_type: "static", headers: { "X-Token": "t0k" } });
+  });
+
+  it("keeps a stored issuer through an edit, and clears it when blanked", () => {
+    // The issuer checks the callback's `iss` (RFC 9207) when endpoints are stored instead of discovered.
+    const form = formFromServer(
+      stored({ auth_type: "oauth2", url: "https://gh.example/mcp", authorization_url: "https://as.example/a", issuer: "https://as.example" }),
+    );
+    expect(form.issuer).toBe("https://as.example");
+    expect(buildServerPayload(form, "update").issuer).toBe("https://as.example");
+    expect(buildServerPayload({ ...form, issuer: " " }, "update").issuer).toBeNull();
+    expect(buildServerPayload({ ...form, issuer: "" }, "create")).not.toHaveProperty("issuer");
   });
 
   it("sends allowed tools as a list, and clears them on update when blank", () => {

@@ -64,6 +64,7 @@ export interface ServerPayload {
   authorization_url?: string | null;
   token_url?: string | null;
   registration_url?: string | null;
+  issuer?: string | null;
   client_id?: string | null;
   client_secret?: string;
   scopes?: string[];

@@ -1,7 +1,16 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError, allPages } from "../api/client";
 import { CopyButton, ErrorText, PageTitle, inputValue } from "../components/common";
-import { CLIENTS, type ClientKind, KEY_PLACEHOLDER, clientConfig, endpointUrl } from "../utils/clientConfig";
+import {
+  AUTHS,
+  CLIENTS,
+  type ClientAuth,
+  type ClientKind,
+  KEY_PLACEHOLDER,
+  clientConfig,
+  endpointUrl,
+  whereToPaste,
+} from "../utils/clientConfig";
 
 /** The servers the signed-in key may use: what a client configured with that key can reach. */
 async function serverNames(client: ApiClient): Promise<string[]> {
@@ -12,6 +21,7 @@ export function ClientSetupPage(props: { client: ApiClient }) {
   const [names, setNames] = useState<string[]>([]);
   const [server, setServer] = useState("");
   const [kind, setKind] = useState<ClientKind>("claude_code");
+  const [auth, setAuth] = useState<ClientAuth>("oauth");
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -28,16 +38,16 @@ export function ClientSetupPage(props: { client: ApiClient }) {
 
   const origin = window.location.origin;
   const chosen = server || null;
-  const config = clientConfig(kind, origin, chosen);
-  const where = CLIENTS.find((c) => c.value === kind)?.where ?? "";
+  const config = clientConfig(kind, origin, chosen, auth);
+  const where = whereToPaste(kind, auth);
 
   return (
     <main id="main">
       <PageTitle>Client setup</PageTitle>
       <p>
         Point an MCP client at <code>{endpointUrl(origin, null)}</code> for every server you may use (tool names
-        prefixed with the server's alias), or at one server's own endpoint (names unchanged). Replace{" "}
-        <code>{KEY_PLACEHOLDER}</code> with your key.
+        prefixed with the server's alias), or at one server's own endpoint (names unchanged). With OAuth the client
+        opens the hub's sign-in page; with a hub API key, replace <code>{KEY_PLACEHOLDER}</code> with your key.
       </p>
       <ErrorText message={error} />
       <div class="card inline-form">
@@ -47,6 +57,16 @@ export function ClientSetupPage(props: { client: ApiClient }) {
             {CLIENTS.map((c) => (
               <option key={c.value} value={c.value}>
                 {c.label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div>
+          <label for="setup-auth">Sign-in</label>
+          <select id="setup-auth" value={auth} onChange={(e) => setAuth(inputValue(e) as ClientAuth)}>
+            {AUTHS.map((a) => (
+              <option key={a.value} value={a.value}>
+                {a.label}
               </option>
             ))}
           </select>
@@ -65,7 +85,7 @@ export function ClientSetupPage(props: { client: ApiClient }) {
       </div>
       <section class="card" aria-labelledby="config-heading">
         <h2 id="config-heading">{CLIENTS.find((c) => c.value === kind)?.label} configuration</h2>
-        <p class="muted">Where: {where}</p>
+        <p class="muted">{where}</p>
         <label for="setup-config" class="visually-hidden">
           Configuration to paste
         </label>

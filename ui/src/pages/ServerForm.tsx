@@ -136,6 +136,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
         authorizationUrl: found.authorization_url,
         tokenUrl: found.token_url,
         registrationUrl: found.registration_url ?? "",
+        issuer: found.issuer ?? "",
         scopes: found.scopes.length > 0 ? found.scopes.join(" ") : current.scopes,
       }));
       setDiscovery({
@@ -356,6 +357,8 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
                 value={form.authorizationUrl}
                 onInput={text("authorizationUrl")}
               />
+              <label for="server-issuer">Issuer (checked against the callback's iss)</label>
+              <input id="server-issuer" type="url" value={form.issuer} onInput={text("issuer")} autocomplete="off" />
               <label for="server-token-url">Token URL</label>
               <input id="server-token-url" type="url" value={form.tokenUrl} onInput={text("tokenUrl")} />
               <label for="server-registration-url">Registration URL (dynamic client registration)</label>

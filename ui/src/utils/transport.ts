@@ -65,6 +65,8 @@ export interface ServerForm {
   /** BYOK header template, e.g. "Bearer {key}" (header mode). */
   headerTemplate: string;
   authorizationUrl: string;
+  /** The authorization server's issuer (from Discover): the hub checks the callback's `iss` against it. */
+  issuer: string;
   tokenUrl: string;
   registrationUrl: string;
   clientId: string;
@@ -101,6 +103,7 @@ export function emptyServerForm(): ServerForm {
     byokName: "Authorization",
     headerTemplate: "Bearer {key}",
     authorizationUrl: "",
+    issuer: "",
     tokenUrl: "",
     registrationUrl: "",
     clientId: "",
@@ -277,10 +280,12 @@ export function buildServerPayload(form: ServerForm, mode: "create" | "update"):
     const authorizationUrl = blankToNull(form.authorizationUrl);
     const tokenUrl = blankToNull(form.tokenUrl);
     const registrationUrl = blankToNull(form.registrationUrl);
+    const issuer = blankToNull(form.issuer);
     const clientId = blankToNull(form.clientId);
     if (authorizationUrl !== null || !creating) payload.authorization_url = authorizationUrl;
     if (tokenUrl !== null || !creating) payload.token_url = tokenUrl;
     if (registrationUrl !== null || !creating) payload.registration_url = registrationUrl;
+    if (issuer !== null || !creating) payload.issuer = issuer;
     if (clientId !== null || !creating) payload.client_id = clientId;
     if (form.clientSecret) payload.client_secret = form.clientSecret;
     const scopes = splitScopes(form.scopes);
@@ -320,6 +325,7 @@ export function formFromServer(server: ServerOut): ServerForm {
     byokName: server.byok_name ?? base.byokName,
     headerTemplate: server.byok_template ?? base.headerTemplate,
     authorizationUrl: server.authorization_url ?? "",
+    issuer: server.issuer ?? "",
     tokenUrl: server.token_url ?? "",
     registrationUrl: server.registration_url ?? "",
     clientId: server.client_id ?? "",
