@@ -27,6 +27,9 @@ from mcp_hub.upstream.credentials import ResolvedCredential
 from mcp_hub.upstream.target import OpenApiSource, UpstreamTarget
 
 SPEC_CLIENT = "spec"
+# Tests of unsaved server forms share one client: each has a fresh server id, and a client per id would
+# be kept (never closed while the hub runs) for an id nothing uses again.
+UNSAVED_CLIENT = "unsaved"
 TOOLSET_CACHE = 256
 
 
@@ -69,7 +72,7 @@ class OpenApiRuntime:
         self._toolsets: OrderedDict[str, list[OperationTool]] = OrderedDict()
 
     def client(self, key: str) -> httpx2.AsyncClient:
-        """The pooled client for `key` (a server id, or SPEC_CLIENT). Kept until `aclose`, never closed
+        """The pooled client for `key` (a server id, SPEC_CLIENT or UNSAVED_CLIENT). Kept until `aclose`, never closed
         earlier: a request in flight may hold it."""
         client = self._clients.get(key)
         if client is None:
@@ -144,7 +147,7 @@ class OpenApiRuntime:
             credential=credential,
             shared_headers=target.headers,
             placement_configured=source.placement_configured,
-            client=self.client(target.server_id),
+            client=self.client(UNSAVED_CLIENT if target.unsaved else target.server_id),
             limits=CallLimits(
                 deadline_seconds=target.timeout_seconds, max_response_bytes=self._max_response_bytes
             ),

@@ -16,6 +16,7 @@ from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.credentials.store import put_credential
+from mcp_hub.openapi.runtime import SPEC_CLIENT, UNSAVED_CLIENT, OpenApiRuntime
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import CredentialType, McpServer
@@ -316,3 +317,20 @@ async def test_an_oauth_server_takes_its_endpoints_from_the_spec(
         "https://login.example.com/auth",
         "https://login.example.com/token",
     )
+
+
+async def test_testing_unsaved_forms_shares_one_pooled_client(
+    openapi_hub: RunningHub, rest_api: RestApi
+) -> None:
+    """Each test of an unsaved form runs under a fresh server id; a pooled client per id would be kept
+    for as long as the hub runs. They share one client, and a saved server still gets its own."""
+    runtime: OpenApiRuntime = openapi_hub.app.state.gateway.openapi
+    form = {"transport": "http", "spec_location": rest_api.spec_url}
+    for _ in range(3):
+        tested = await openapi_hub.admin.post("/v1/servers/test", json=form)
+        assert tested.status_code == 200, tested.text
+        assert "whoami" in [tool["name"] for tool in tested.json()["tools"]]
+    assert set(runtime._clients) == {SPEC_CLIENT, UNSAVED_CLIENT}
+    saved = await openapi_hub.add_server("notes", access="public", **form)
+    assert (await openapi_hub.admin.post(f"/v1/servers/{saved['id']}/test")).status_code == 200
+    assert set(runtime._clients) == {SPEC_CLIENT, UNSAVED_CLIENT, saved["id"]}
