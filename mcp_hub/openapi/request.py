@@ -141,7 +141,11 @@ def build_request(
             continue
         value = arguments[param.arg]
         if param.location == "path":
-            path_values[param.name] = _path_value(param, value)
+            encoded = _path_value(param, value)
+            if not encoded:
+                # `/notes/{id}` with an empty id is `/notes/`: another operation (often the collection).
+                raise ToolCallError(f"path parameter {param.name!r} is empty")
+            path_values[param.name] = encoded
         elif param.location == "query":
             query.extend(_query_pairs(param, value))
         elif param.location == "header":
@@ -157,8 +161,14 @@ def build_request(
 
     path = _no_dot_segments(PATH_TEMPLATE.sub(substitute, tool.path))
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
-    # The credential last, so neither a spec's header parameter nor a caller can replace it.
-    headers.update(placement.headers)
+    # The credential last, so neither a spec's header parameter nor a caller can replace it: a parameter
+    # of the same name (header names in any case) is dropped, not sent beside it for the API to pick.
+    credential_headers = {name.lower() for name in placement.headers}
+    headers = {
+        **{name: text for name, text in headers.items() if name.lower() not in credential_headers},
+        **placement.headers,
+    }
+    query = [pair for pair in query if pair[0] not in placement.query]
     query.extend(placement.query.items())
     cookies.update(placement.cookies)
     if cookies:
