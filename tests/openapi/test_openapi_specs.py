@@ -14,6 +14,7 @@ import pytest
 from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.loader import parse_document
+from mcp_hub.openapi.request import ToolCallError, check_arguments
 from mcp_hub.openapi.runtime import OpenApiRuntime
 from mcp_hub.openapi.tools import build_tools, tool_name
 from tests.openapi.conftest import SPECS
@@ -206,3 +207,65 @@ async def test_a_schema_that_would_expand_exponentially_is_refused(
     spec.write_text(json.dumps(document))
     with pytest.raises(InvalidSpecError, match="expands to more than"):
         await load(runtime, spec)
+
+
+def test_openapi_3_0_schemas_become_json_schema_2020_12() -> None:
+    """3.0's boolean `exclusiveMinimum`, `nullable` (with an enum), read only where they are schema
+    keywords: a property called `nullable` and an example are data."""
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/things": {
+                "post": {
+                    "operationId": "addThing",
+                    "parameters": [
+                        {
+                            "name": "count",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "exclusiveMinimum": True,
+                                "maximum": 10,
+                                "exclusiveMaximum": False,
+                            },
+                        }
+                    ],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}
+                    },
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "Thing": {
+                    "type": "object",
+                    "properties": {
+                        "nullable": {"type": "boolean"},
+                        "status": {"type": "string", "enum": ["on", "off"], "nullable": True},
+                    },
+                    "example": {"nullable": True, "status": None},
+                }
+            }
+        },
+    }
+    tool = build_tools(document, include=None, exclude=None)[0]
+    assert tool.input_schema["properties"]["count"] == {
+        "type": "integer",
+        "exclusiveMinimum": 0,
+        "maximum": 10,
+    }
+    assert tool.input_schema["properties"]["body"] == {
+        "type": "object",
+        "properties": {
+            "nullable": {"type": "boolean"},
+            "status": {"type": ["string", "null"], "enum": ["on", "off", None]},
+        },
+        "example": {"nullable": True, "status": None},
+    }
+    check_arguments(tool, {"count": 1, "body": {"nullable": False, "status": None}})
+    with pytest.raises(ToolCallError, match="less than or equal to the minimum of 0"):
+        check_arguments(tool, {"count": 0})
