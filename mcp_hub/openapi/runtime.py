@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx2
 
 from mcp_hub.credentials.netguard import GuardedTransport, UrlGuard
@@ -112,15 +113,13 @@ class OpenApiRuntime:
             deadline_seconds=self._spec_deadline,
             file_roots=file_roots,
         )
-        document = parse_document(raw)
+        # Parsing (YAML especially) and building tools are CPU-bound: off the event loop.
+        document = await anyio.to_thread.run_sync(parse_document, raw)
         base_url = await validate_document(
             document, spec_location=location, base_url_override=base_url_override, guard=self._guard
         )
-        return LoadedSpec(
-            document=document,
-            base_url=base_url,
-            tool_count=len(build_tools(document, include=None, exclude=None)),
-        )
+        tools = await anyio.to_thread.run_sync(lambda: build_tools(document, include=None, exclude=None))
+        return LoadedSpec(document=document, base_url=base_url, tool_count=len(tools))
 
     def tools(self, source: OpenApiSource) -> list[OperationTool]:
         cached = self._toolsets.get(source.digest)
