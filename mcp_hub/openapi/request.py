@@ -31,6 +31,11 @@ class ToolCallError(Exception):
     """A call that cannot be made as asked; its message goes back to the caller as an error result."""
 
 
+class CredentialRefusedError(Exception):
+    """The API answered 401 to a credential that can be replaced (an OAuth token): the request was refused
+    before it ran, so it is safe to send again once the credential is refreshed."""
+
+
 @dataclass(frozen=True)
 class CallLimits:
     deadline_seconds: float
@@ -206,11 +211,15 @@ def _check_stays_under(base_url: str, url: httpx2.URL) -> None:
 
 
 async def send(
-    client: httpx2.AsyncClient, request: httpx2.Request, limits: CallLimits
+    client: httpx2.AsyncClient, request: httpx2.Request, limits: CallLimits, *, refusable: bool = False
 ) -> types.CallToolResult:
+    """`refusable`: a 401 raises CredentialRefusedError instead of being an error result."""
     try:
         with anyio.fail_after(limits.deadline_seconds):
             response = await client.send(request, stream=True)
+            if refusable and response.status_code == 401:
+                await response.aclose()
+                raise CredentialRefusedError
             try:
                 body, complete = await _read_capped(response, limits.max_response_bytes)
             finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import http.cookiejar
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +131,12 @@ class OpenApiRuntime:
         return cached
 
     async def open(
-        self, target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack
+        self,
+        target: UpstreamTarget,
+        credential: ResolvedCredential,
+        stack: AsyncExitStack,
+        *,
+        on_unauthorized: Callable[[], None] | None = None,
     ) -> Streams:
         """The connector for OpenAPI targets: an in-process MCP server for this credential."""
         source = target.openapi
@@ -150,6 +155,9 @@ class OpenApiRuntime:
             limits=CallLimits(
                 deadline_seconds=target.timeout_seconds, max_response_bytes=self._max_response_bytes
             ),
+            # Only a credential that can be replaced is worth a retry; a refused BYOK key or shared
+            # secret is an error result carrying the API's own words.
+            on_unauthorized=on_unauthorized if credential.on_rejected is not None else None,
         )
         return await stack.enter_async_context(serve_in_memory(handlers.server))
 
