@@ -20,6 +20,8 @@ from mcp_hub.errors import InvalidSpecError
 # expand exponentially, so one schema may hold at most this many nodes once inlined.
 MAX_INLINED_NODES = 20_000
 DEF_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
+# A reference to a reference to a reference...: real documents stop after one or two.
+MAX_REF_CHAIN = 32
 # Keywords whose values are data, not schemas: copied as they are (an example may hold a key called
 # `nullable` or `$ref`, and it means nothing there).
 DATA_KEYWORDS = frozenset({"enum", "const", "default", "example", "examples"})
@@ -84,6 +86,9 @@ def follow(document: dict[str, Any], ref: str) -> Any:
         current = node["$ref"]
         if current in seen:
             raise InvalidSpecError([f"$ref cycle: {' -> '.join([*seen, current])}"])
+        if len(seen) >= MAX_REF_CHAIN:
+            # check_refs follows every reference: a document of N chained ones would take N^2 steps.
+            raise InvalidSpecError([f"$ref {ref!r} starts a chain of more than {MAX_REF_CHAIN} references"])
         seen.append(current)
         node = lookup(document, current)
     return node
