@@ -50,7 +50,7 @@ async def add_byok_user(hub: RunningHub, server_id: str, name: str, secret: str)
     return key
 
 
-async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str) -> str:
+async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str, **payload: str) -> str:
     """An OAuth2 credential row seeded through the credential store (the browser authorize flow itself is
     tested in tests/credentials); the resolver treats it like any token the callback stored."""
     user = await hub.add_user(name)
@@ -63,7 +63,7 @@ async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str)
             user_id=user,
             server_id=server_id,
             type=CredentialType.oauth2,
-            payload={"access_token": token, "client_id": "notes-client"},
+            payload={"access_token": token, "client_id": "notes-client", **payload},
         )
     return key
 
@@ -361,22 +361,7 @@ async def test_a_refused_oauth_token_is_refreshed_and_the_call_sent_again(
             authorization_url=f"{token_url}/authorize",
             token_url=f"{token_url}/token",
         )
-        user = await openapi_hub.add_user("carol")
-        key = await openapi_hub.add_key(user)
-        app_hub: Hub = openapi_hub.app.state.hub
-        async with transaction(app_hub.sessions) as session:
-            await put_credential(
-                session,
-                app_hub.keyring,
-                user_id=user,
-                server_id=server["id"],
-                type=CredentialType.oauth2,
-                payload={
-                    "access_token": "token-revoked",
-                    "refresh_token": "r-1",
-                    "client_id": "notes-client",
-                },
-            )
+        key = await add_oauth_user(openapi_hub, server["id"], "carol", "token-revoked", refresh_token="r-1")
         async with shttp_session(f"{openapi_hub.url}/mcp/notes", key) as session:
             assert structured(await call(session, "whoami")) == {"user": "carol"}
             assert structured(await call(session, "whoami")) == {"user": "carol"}
