@@ -127,6 +127,9 @@ def _header_value(param: ParamSpec, value: Any) -> str:
         text = _scalar(value)
     if any(ch in text for ch in "\r\n\0"):
         raise ToolCallError(f"header parameter {param.name!r} contains a line break")
+    if not text.isascii():
+        # HTTP header values are bytes; the client would fail with an encoding error mid-call.
+        raise ToolCallError(f"header parameter {param.name!r} must be ASCII text")
     return text
 
 

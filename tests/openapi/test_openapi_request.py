@@ -126,6 +126,8 @@ async def test_label_and_matrix_paths_and_line_breaks(client: httpx2.AsyncClient
     header = make_tool("/h", [{"name": "X-Note", "in": "header", "schema": {"type": "string"}}])
     with pytest.raises(ToolCallError, match="line break"):
         build_request(client, header, "https://h", {"X-Note": "a\r\nX-Injected: 1"}, Placement())
+    with pytest.raises(ToolCallError, match="must be ASCII text"):
+        build_request(client, header, "https://h", {"X-Note": "snow \u2603"}, Placement())
 
 
 async def test_an_empty_path_value_is_refused(client: httpx2.AsyncClient) -> None:
