@@ -6,6 +6,7 @@ admin's own credential for a per-user server, the server's shared one otherwise.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -73,7 +74,9 @@ async def _list_tools(
             f"a {server.auth_type} server is tested with your own credential: save it, connect your "
             "account under My connections, then test it again"
         )
-    target = target_from_row(hub.keyring, server, hub.settings.upstream_timeout_seconds)
+    target = replace(
+        target_from_row(hub.keyring, server, hub.settings.upstream_timeout_seconds), unsaved=not saved
+    )
     try:
         tools = await pool.call(target, admin.user_id, list_tools_of)
     except UpstreamTimeoutError as exc:

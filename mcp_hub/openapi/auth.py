@@ -77,8 +77,10 @@ def _place(scheme: dict[str, Any], secret: str, kind: str | None) -> Placement |
         if http_scheme == "bearer":
             return Placement(headers={"Authorization": f"Bearer {secret}"})
         if http_scheme == "basic" and kind == "byok":
-            # A BYOK key for basic auth is `user:password` (a key without a colon is the user name).
-            encoded = base64.b64encode(secret.encode()).decode()
+            # A BYOK key for basic auth is `user:password`; a key without a colon is the user name, and
+            # RFC 7617 still wants the colon (`user:`), or the API cannot parse the header.
+            user_pass = secret if ":" in secret else f"{secret}:"
+            encoded = base64.b64encode(user_pass.encode()).decode()
             return Placement(headers={"Authorization": f"Basic {encoded}"})
         return None
     if scheme_type in BEARER_SCHEMES:

@@ -20,6 +20,13 @@ from mcp_hub.errors import InvalidSpecError
 # expand exponentially, so one schema may hold at most this many nodes once inlined.
 MAX_INLINED_NODES = 20_000
 DEF_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
+# A reference to a reference to a reference...: real documents stop after one or two.
+MAX_REF_CHAIN = 32
+# Keywords whose values are data, not schemas: copied as they are (an example may hold a key called
+# `nullable` or `$ref`, and it means nothing there).
+DATA_KEYWORDS = frozenset({"enum", "const", "default", "example", "examples"})
+# Keywords whose values map names to schemas: the names are data (a property may be called `nullable`).
+SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 
 
 def iter_refs(node: Any, path: str = "#") -> Iterator[tuple[str, str]]:
@@ -79,6 +86,9 @@ def follow(document: dict[str, Any], ref: str) -> Any:
         current = node["$ref"]
         if current in seen:
             raise InvalidSpecError([f"$ref cycle: {' -> '.join([*seen, current])}"])
+        if len(seen) >= MAX_REF_CHAIN:
+            # check_refs follows every reference: a document of N chained ones would take N^2 steps.
+            raise InvalidSpecError([f"$ref {ref!r} starts a chain of more than {MAX_REF_CHAIN} references"])
         seen.append(current)
         node = lookup(document, current)
     return node
@@ -88,10 +98,11 @@ class Inliner:
     """Inlines references in schemas taken from one document. Recursive schemas end up in `defs` (to be
     put under `$defs` at the root of the schema being built) and are referenced as `#/$defs/NAME`."""
 
-    def __init__(self, document: dict[str, Any], *, nullable_keyword: bool) -> None:
+    def __init__(self, document: dict[str, Any], *, openapi_30: bool) -> None:
         self._document = document
-        # OpenAPI 3.0's `nullable: true` is not JSON Schema; 3.1 schemas are JSON Schema already.
-        self._nullable_keyword = nullable_keyword
+        # OpenAPI 3.0 schemas are not JSON Schema 2020-12 (`nullable`, boolean `exclusiveMinimum`);
+        # 3.1 schemas are JSON Schema already.
+        self._openapi_30 = openapi_30
         self.defs: dict[str, Any] = {}
         self._names: dict[str, str] = {}
         self._budget = MAX_INLINED_NODES
@@ -121,13 +132,18 @@ class Inliner:
         ref = node.get("$ref")
         if isinstance(ref, str):
             return self._inline_ref(ref, node, active)
-        result = {key: self._inline(value, active) for key, value in node.items()}
-        if self._nullable_keyword and result.pop("nullable", False) is True:
-            result = _with_null(result)
-        return result
+        result = {key: self._keyword(key, value, active) for key, value in node.items()}
+        return _from_openapi_30(result) if self._openapi_30 else result
+
+    def _keyword(self, key: str, value: Any, active: tuple[str, ...]) -> Any:
+        if key in DATA_KEYWORDS or key.startswith("x-"):
+            return value
+        if key in SCHEMA_MAPS and isinstance(value, dict):
+            return {name: self._inline(schema, active) for name, schema in value.items()}
+        return self._inline(value, active)
 
     def _inline_ref(self, ref: str, node: dict[str, Any], active: tuple[str, ...]) -> Any:
-        siblings = {key: self._inline(value, active) for key, value in node.items() if key != "$ref"}
+        siblings = {key: self._keyword(key, value, active) for key, value in node.items() if key != "$ref"}
         if ref in active:
             # Recursion: point at the definition the outer expansion of this ref will store.
             name = self._def_name(ref)
@@ -145,7 +161,30 @@ class Inliner:
         return expanded
 
 
+def _from_openapi_30(schema: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAPI 3.0 schema object as JSON Schema 2020-12, which is what MCP clients and the hub's own
+    argument check read: `exclusiveMinimum: true` beside `minimum: 0` means "> 0" in 3.0, while 2020-12
+    wants the bound itself there (read as written, every number would be compared with `true`)."""
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        flag = schema.get(exclusive)
+        if isinstance(flag, bool):
+            rest = {key: value for key, value in schema.items() if key != exclusive}
+            if flag and bound in schema:
+                rest = {key: value for key, value in rest.items() if key != bound}
+                rest[exclusive] = schema[bound]
+            schema = rest
+    if "nullable" in schema:
+        nullable = schema["nullable"] is True
+        schema = {key: value for key, value in schema.items() if key != "nullable"}
+        if nullable:
+            schema = _with_null(schema)
+    return schema
+
+
 def _with_null(schema: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(schema.get("enum"), list) and None not in schema["enum"]:
+        # An enum lists every allowed value: null too, or the type list alone would not admit it.
+        schema = {**schema, "enum": [*schema["enum"], None]}
     kind = schema.get("type")
     if isinstance(kind, str):
         return {**schema, "type": [kind, "null"]}

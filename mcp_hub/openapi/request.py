@@ -31,6 +31,11 @@ class ToolCallError(Exception):
     """A call that cannot be made as asked; its message goes back to the caller as an error result."""
 
 
+class CredentialRefusedError(Exception):
+    """The API answered 401 to a credential that can be replaced (an OAuth token): the request was refused
+    before it ran, so it is safe to send again once the credential is refreshed."""
+
+
 @dataclass(frozen=True)
 class CallLimits:
     deadline_seconds: float
@@ -122,6 +127,9 @@ def _header_value(param: ParamSpec, value: Any) -> str:
         text = _scalar(value)
     if any(ch in text for ch in "\r\n\0"):
         raise ToolCallError(f"header parameter {param.name!r} contains a line break")
+    if not text.isascii():
+        # HTTP header values are bytes; the client would fail with an encoding error mid-call.
+        raise ToolCallError(f"header parameter {param.name!r} must be ASCII text")
     return text
 
 
@@ -141,7 +149,11 @@ def build_request(
             continue
         value = arguments[param.arg]
         if param.location == "path":
-            path_values[param.name] = _path_value(param, value)
+            encoded = _path_value(param, value)
+            if not encoded:
+                # `/notes/{id}` with an empty id is `/notes/`: another operation (often the collection).
+                raise ToolCallError(f"path parameter {param.name!r} is empty")
+            path_values[param.name] = encoded
         elif param.location == "query":
             query.extend(_query_pairs(param, value))
         elif param.location == "header":
@@ -157,8 +169,14 @@ def build_request(
 
     path = _no_dot_segments(PATH_TEMPLATE.sub(substitute, tool.path))
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
-    # The credential last, so neither a spec's header parameter nor a caller can replace it.
-    headers.update(placement.headers)
+    # The credential last, so neither a spec's header parameter nor a caller can replace it: a parameter
+    # of the same name (header names in any case) is dropped, not sent beside it for the API to pick.
+    credential_headers = {name.lower() for name in placement.headers}
+    headers = {
+        **{name: text for name, text in headers.items() if name.lower() not in credential_headers},
+        **placement.headers,
+    }
+    query = [pair for pair in query if pair[0] not in placement.query]
     query.extend(placement.query.items())
     cookies.update(placement.cookies)
     if cookies:
@@ -196,11 +214,15 @@ def _check_stays_under(base_url: str, url: httpx2.URL) -> None:
 
 
 async def send(
-    client: httpx2.AsyncClient, request: httpx2.Request, limits: CallLimits
+    client: httpx2.AsyncClient, request: httpx2.Request, limits: CallLimits, *, refusable: bool = False
 ) -> types.CallToolResult:
+    """`refusable`: a 401 raises CredentialRefusedError instead of being an error result."""
     try:
         with anyio.fail_after(limits.deadline_seconds):
             response = await client.send(request, stream=True)
+            if refusable and response.status_code == 401:
+                await response.aclose()
+                raise CredentialRefusedError
             try:
                 body, complete = await _read_capped(response, limits.max_response_bytes)
             finally:

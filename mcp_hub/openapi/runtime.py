@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import http.cookiejar
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx2
 
 from mcp_hub.credentials.netguard import GuardedTransport, UrlGuard
@@ -27,6 +28,9 @@ from mcp_hub.upstream.credentials import ResolvedCredential
 from mcp_hub.upstream.target import OpenApiSource, UpstreamTarget
 
 SPEC_CLIENT = "spec"
+# Tests of unsaved server forms share one client: each has a fresh server id, and a client per id would
+# be kept (never closed while the hub runs) for an id nothing uses again.
+UNSAVED_CLIENT = "unsaved"
 TOOLSET_CACHE = 256
 
 
@@ -69,7 +73,7 @@ class OpenApiRuntime:
         self._toolsets: OrderedDict[str, list[OperationTool]] = OrderedDict()
 
     def client(self, key: str) -> httpx2.AsyncClient:
-        """The pooled client for `key` (a server id, or SPEC_CLIENT). Kept until `aclose`, never closed
+        """The pooled client for `key` (a server id, SPEC_CLIENT or UNSAVED_CLIENT). Kept until `aclose`, never closed
         earlier: a request in flight may hold it."""
         client = self._clients.get(key)
         if client is None:
@@ -109,15 +113,13 @@ class OpenApiRuntime:
             deadline_seconds=self._spec_deadline,
             file_roots=file_roots,
         )
-        document = parse_document(raw)
+        # Parsing (YAML especially) and building tools are CPU-bound: off the event loop.
+        document = await anyio.to_thread.run_sync(parse_document, raw)
         base_url = await validate_document(
             document, spec_location=location, base_url_override=base_url_override, guard=self._guard
         )
-        return LoadedSpec(
-            document=document,
-            base_url=base_url,
-            tool_count=len(build_tools(document, include=None, exclude=None)),
-        )
+        tools = await anyio.to_thread.run_sync(lambda: build_tools(document, include=None, exclude=None))
+        return LoadedSpec(document=document, base_url=base_url, tool_count=len(tools))
 
     def tools(self, source: OpenApiSource) -> list[OperationTool]:
         cached = self._toolsets.get(source.digest)
@@ -129,7 +131,12 @@ class OpenApiRuntime:
         return cached
 
     async def open(
-        self, target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack
+        self,
+        target: UpstreamTarget,
+        credential: ResolvedCredential,
+        stack: AsyncExitStack,
+        *,
+        on_unauthorized: Callable[[], None] | None = None,
     ) -> Streams:
         """The connector for OpenAPI targets: an in-process MCP server for this credential."""
         source = target.openapi
@@ -144,10 +151,13 @@ class OpenApiRuntime:
             credential=credential,
             shared_headers=target.headers,
             placement_configured=source.placement_configured,
-            client=self.client(target.server_id),
+            client=self.client(UNSAVED_CLIENT if target.unsaved else target.server_id),
             limits=CallLimits(
                 deadline_seconds=target.timeout_seconds, max_response_bytes=self._max_response_bytes
             ),
+            # Only a credential that can be replaced is worth a retry; a refused BYOK key or shared
+            # secret is an error result carrying the API's own words.
+            on_unauthorized=on_unauthorized if credential.on_rejected is not None else None,
         )
         return await stack.enter_async_context(serve_in_memory(handlers.server))
 

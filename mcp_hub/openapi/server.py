@@ -7,7 +7,7 @@ so the gateway's naming, allowlists, deadlines and auditing apply unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -17,12 +17,14 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared._stream_protocols import ReadStream, WriteStream
+from mcp.shared.exceptions import MCPError
 from mcp.shared.memory import create_client_server_memory_streams
 from mcp.shared.message import SessionMessage
 
 from mcp_hub.openapi.auth import place_credential
 from mcp_hub.openapi.request import (
     CallLimits,
+    CredentialRefusedError,
     ToolCallError,
     build_request,
     check_arguments,
@@ -52,6 +54,7 @@ class OpenApiToolServer:
         placement_configured: bool,
         client: httpx2.AsyncClient,
         limits: CallLimits,
+        on_unauthorized: Callable[[], None] | None = None,
     ) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self._base_url = base_url
@@ -61,6 +64,9 @@ class OpenApiToolServer:
         self._placement_configured = placement_configured
         self._client = client
         self._limits = limits
+        # Told when the API refuses a credential that can be replaced (an OAuth token revoked or expired
+        # early): the upstream pool then refreshes it and sends the call again, as for MCP upstreams.
+        self._on_unauthorized = on_unauthorized
         self.server: Server[Any] = Server(
             f"openapi:{name}", on_list_tools=self._list_tools, on_call_tool=self._call_tool
         )
@@ -92,7 +98,14 @@ class OpenApiToolServer:
             request = build_request(self._client, tool, self._base_url, arguments, placement)
         except ToolCallError as exc:
             return error_result(str(exc))
-        return await send(self._client, request, self._limits)
+        try:
+            return await send(
+                self._client, request, self._limits, refusable=self._on_unauthorized is not None
+            )
+        except CredentialRefusedError:
+            assert self._on_unauthorized is not None
+            self._on_unauthorized()
+            raise MCPError(types.INVALID_REQUEST, "the API refused the credential (HTTP 401)") from None
 
 
 @asynccontextmanager

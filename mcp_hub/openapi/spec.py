@@ -52,6 +52,16 @@ def _schema_problems(document: dict[str, Any], version: str) -> list[str]:
     return problems
 
 
+def _check_document(document: dict[str, Any], version: str) -> None:
+    problems = check_refs(document)
+    if problems:
+        raise InvalidSpecError(problems)
+    problems = _schema_problems(document, version)
+    if problems:
+        raise InvalidSpecError(problems)
+    build_tools(document, include=None, exclude=None)  # raises on operations that cannot become tools
+
+
 def _first_line(text: str) -> str:
     line = text.splitlines()[0] if text else "invalid"
     return line if len(line) <= 300 else line[:297] + "..."
@@ -85,13 +95,8 @@ async def validate_document(
 ) -> str:
     """Raises InvalidSpecError listing the problems; returns the base URL calls will use."""
     version = spec_version(document)
-    problems = check_refs(document)
-    if problems:
-        raise InvalidSpecError(problems)
-    problems = await anyio.to_thread.run_sync(_schema_problems, document, version)
-    if problems:
-        raise InvalidSpecError(problems)
-    build_tools(document, include=None, exclude=None)  # raises on operations that cannot become tools
+    # A spec of many megabytes takes seconds to walk: off the event loop, which serves every other call.
+    await anyio.to_thread.run_sync(_check_document, document, version)
     base = server_url(document, spec_location, base_url_override)
     try:
         await guard.check_url(base, what="the spec's server URL")

@@ -103,7 +103,7 @@ def build_tools(
     taken: set[str] = set()
     tools: list[OperationTool] = []
     problems: list[str] = []
-    nullable_keyword = str(document.get("openapi", "")).startswith("3.0")
+    openapi_30 = str(document.get("openapi", "")).startswith("3.0")
     default_security = document.get("security") or []
     for path, path_item in (document.get("paths") or {}).items():
         if not isinstance(path_item, dict):
@@ -121,7 +121,7 @@ def build_tools(
                 tools.append(
                     _operation_tool(
                         document,
-                        Inliner(document, nullable_keyword=nullable_keyword),
+                        Inliner(document, openapi_30=openapi_30),
                         name=name,
                         method=method,
                         path=str(path),

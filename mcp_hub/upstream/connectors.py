@@ -40,7 +40,12 @@ class InProcessConnector(Protocol):
     """Opens an upstream served inside the hub (OpenAPI-backed servers: mcp_hub.openapi.runtime)."""
 
     async def open(
-        self, target: UpstreamTarget, credential: ResolvedCredential, stack: AsyncExitStack
+        self,
+        target: UpstreamTarget,
+        credential: ResolvedCredential,
+        stack: AsyncExitStack,
+        *,
+        on_unauthorized: Callable[[], None] | None = None,
     ) -> Streams: ...
 
 
@@ -61,7 +66,7 @@ async def open_transport(
     if target.openapi is not None:
         if openapi is None:
             raise ConfigError(f"server {target.name!r} is OpenAPI-backed but the hub runs no OpenAPI runtime")
-        return await openapi.open(target, credential, stack)
+        return await openapi.open(target, credential, stack, on_unauthorized=on_unauthorized)
     if target.transport == "http":
         return await _open_http(target, credential, stack, connect_timeout, on_unauthorized, wire)
     if target.transport == "sse":

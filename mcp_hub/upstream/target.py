@@ -55,6 +55,9 @@ class UpstreamTarget:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     # Set for OpenAPI-backed servers: their tools come from this spec, served in-process.
     openapi: OpenApiSource | None = None
+    # A server form tested before it is saved: its id is new on every test and exists nowhere else, so
+    # nothing keyed by it (a pooled HTTP client) would ever be reused.
+    unsaved: bool = False
 
     @cached_property
     def fingerprint(self) -> str:

@@ -164,6 +164,32 @@ async def _create(hub: RunningHub, spec_path: Path, **fields: Any) -> tuple[int,
             "$ref cycle",
         ),
         (
+            # Each reference followed to its end: N chained ones cost N^2 steps (N^3 with the cycle
+            # check), so a megabyte of them would hold a worker for hours.
+            "ref_chain",
+            _spec(
+                components={
+                    "schemas": {
+                        **{f"S{i}": {"$ref": f"#/components/schemas/S{i + 1}"} for i in range(400)},
+                        "S400": {"type": "string"},
+                    }
+                },
+                paths={
+                    "/p": {
+                        "post": {
+                            "requestBody": {
+                                "content": {
+                                    "application/json": {"schema": {"$ref": "#/components/schemas/S0"}}
+                                }
+                            },
+                            "responses": {},
+                        }
+                    }
+                },
+            ),
+            "starts a chain of more than 32 references",
+        ),
+        (
             "swagger2",
             {"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {}},
             "only OpenAPI 3.0 and 3.1",

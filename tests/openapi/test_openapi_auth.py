@@ -51,7 +51,7 @@ SHARED = {"X-Shared": "s"}
         (
             ({"basic": []},),
             BYOK,
-            {"X-Shared": "s", "Authorization": "Basic " + base64.b64encode(b"k-123").decode()},
+            {"X-Shared": "s", "Authorization": "Basic " + base64.b64encode(b"k-123:").decode()},
             {},
         ),
         (({"oauth": ["read"]},), OAUTH, {"X-Shared": "s", "Authorization": "Bearer t-456"}, {}),
@@ -97,3 +97,11 @@ def test_cookie_schemes_and_fallbacks() -> None:
     assert place_credential(
         tool({"headerKey": []}), SCHEMES, shared, shared_headers={}, placement_configured=False
     ).headers == {"X-Api-Key": "shared"}
+
+
+def test_a_basic_key_with_a_colon_is_user_and_password() -> None:
+    key = ResolvedCredential(identity="user:3", headers={}, secret="ann:pa:ss", secret_kind="byok")
+    placed = place_credential(
+        tool({"basic": []}), SCHEMES, key, shared_headers={}, placement_configured=False
+    )
+    assert placed.headers == {"Authorization": "Basic " + base64.b64encode(b"ann:pa:ss").decode()}

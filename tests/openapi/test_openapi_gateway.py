@@ -12,16 +12,18 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
+from fastapi import FastAPI, Request
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.credentials.store import put_credential
+from mcp_hub.openapi.runtime import SPEC_CLIENT, UNSAVED_CLIENT, OpenApiRuntime
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import CredentialType, McpServer
 from tests.gateway.clients import shttp_session
 from tests.gateway.conftest import RunningHub
-from tests.openapi.conftest import RestApi
+from tests.openapi.conftest import RestApi, serve_app
 from tests.openapi.rest_app import API_KEYS, OAUTH_TOKENS
 
 
@@ -48,7 +50,7 @@ async def add_byok_user(hub: RunningHub, server_id: str, name: str, secret: str)
     return key
 
 
-async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str) -> str:
+async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str, **payload: str) -> str:
     """An OAuth2 credential row seeded through the credential store (the browser authorize flow itself is
     tested in tests/credentials); the resolver treats it like any token the callback stored."""
     user = await hub.add_user(name)
@@ -61,7 +63,7 @@ async def add_oauth_user(hub: RunningHub, server_id: str, name: str, token: str)
             user_id=user,
             server_id=server_id,
             type=CredentialType.oauth2,
-            payload={"access_token": token, "client_id": "notes-client"},
+            payload={"access_token": token, "client_id": "notes-client", **payload},
         )
     return key
 
@@ -316,3 +318,60 @@ async def test_an_oauth_server_takes_its_endpoints_from_the_spec(
         "https://login.example.com/auth",
         "https://login.example.com/token",
     )
+
+
+async def test_testing_unsaved_forms_shares_one_pooled_client(
+    openapi_hub: RunningHub, rest_api: RestApi
+) -> None:
+    """Each test of an unsaved form runs under a fresh server id; a pooled client per id would be kept
+    for as long as the hub runs. They share one client, and a saved server still gets its own."""
+    runtime: OpenApiRuntime = openapi_hub.app.state.gateway.openapi
+    form = {"transport": "http", "spec_location": rest_api.spec_url}
+    for _ in range(3):
+        tested = await openapi_hub.admin.post("/v1/servers/test", json=form)
+        assert tested.status_code == 200, tested.text
+        assert "whoami" in [tool["name"] for tool in tested.json()["tools"]]
+    assert set(runtime._clients) == {SPEC_CLIENT, UNSAVED_CLIENT}
+    saved = await openapi_hub.add_server("notes", access="public", **form)
+    assert (await openapi_hub.admin.post(f"/v1/servers/{saved['id']}/test")).status_code == 200
+    assert set(runtime._clients) == {SPEC_CLIENT, UNSAVED_CLIENT, saved["id"]}
+
+
+async def test_a_refused_oauth_token_is_refreshed_and_the_call_sent_again(
+    openapi_hub: RunningHub, rest_api: RestApi
+) -> None:
+    """The API answers 401 to a token its authorization server revoked early: the hub refreshes it (the
+    one resolver's refresh, as for MCP upstreams) and the call goes through with the new token. A BYOK
+    key the API refuses is an error result with the API's own words; nothing is retried."""
+    token_app = FastAPI()
+    grants: list[dict[str, str]] = []
+
+    @token_app.post("/token")
+    async def token(request: Request) -> dict[str, Any]:
+        grants.append(dict(await request.form()))
+        return {"access_token": "token-carol", "token_type": "Bearer", "expires_in": 3600}
+
+    async with serve_app(token_app) as token_url:
+        server = await openapi_hub.add_server(
+            "notes",
+            transport="http",
+            spec_location=rest_api.spec_url,
+            auth_type="oauth2",
+            client_id="notes-client",
+            authorization_url=f"{token_url}/authorize",
+            token_url=f"{token_url}/token",
+        )
+        key = await add_oauth_user(openapi_hub, server["id"], "carol", "token-revoked", refresh_token="r-1")
+        async with shttp_session(f"{openapi_hub.url}/mcp/notes", key) as session:
+            assert structured(await call(session, "whoami")) == {"user": "carol"}
+            assert structured(await call(session, "whoami")) == {"user": "carol"}
+    assert [(grant["grant_type"], grant["refresh_token"]) for grant in grants] == [("refresh_token", "r-1")]
+
+    byok = await openapi_hub.add_server(
+        "bnotes", transport="http", spec_location=rest_api.spec_url, auth_type="byok"
+    )
+    bad_key = await add_byok_user(openapi_hub, byok["id"], "mallory", "key-unknown")
+    async with shttp_session(f"{openapi_hub.url}/mcp/bnotes", bad_key) as session:
+        refused = await call(session, "whoami")
+    assert refused.is_error
+    assert refused.content[0].text == 'HTTP 401 Unauthorized: {"detail":"unknown key or token"}'  # type: ignore[union-attr]

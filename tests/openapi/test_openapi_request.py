@@ -126,3 +126,36 @@ async def test_label_and_matrix_paths_and_line_breaks(client: httpx2.AsyncClient
     header = make_tool("/h", [{"name": "X-Note", "in": "header", "schema": {"type": "string"}}])
     with pytest.raises(ToolCallError, match="line break"):
         build_request(client, header, "https://h", {"X-Note": "a\r\nX-Injected: 1"}, Placement())
+    with pytest.raises(ToolCallError, match="must be ASCII text"):
+        build_request(client, header, "https://h", {"X-Note": "snow \u2603"}, Placement())
+
+
+async def test_an_empty_path_value_is_refused(client: httpx2.AsyncClient) -> None:
+    """`DELETE /notes/{id}` with an empty id would be `DELETE /notes/`, the collection."""
+    tool = make_tool("/notes/{id}", [{"name": "id", "in": "path", "required": True, "schema": {}}])
+    for empty in ("", []):
+        with pytest.raises(ToolCallError, match="path parameter 'id' is empty"):
+            build_request(client, tool, "https://h", {"id": empty}, Placement())
+    assert build_request(client, tool, "https://h", {"id": 0}, Placement()).url.raw_path == b"/notes/0"
+
+
+async def test_no_parameter_rides_beside_the_credential(client: httpx2.AsyncClient) -> None:
+    """A spec whose parameters share the credential's names (a header in another case, the same query
+    name): only the credential is sent, not the caller's value next to it for the API to pick first."""
+    tool = make_tool(
+        "/x",
+        [
+            {"name": "x-api-key", "in": "header", "schema": {"type": "string"}},
+            {"name": "api_key", "in": "query", "schema": {"type": "string"}},
+            {"name": "other", "in": "query", "schema": {"type": "string"}},
+        ],
+    )
+    request = build_request(
+        client,
+        tool,
+        "https://h",
+        {"x-api-key": "forged", "api_key": "forged", "other": "kept"},
+        Placement(headers={"X-API-Key": "secret"}, query={"api_key": "k"}),
+    )
+    assert request.headers.get_list("x-api-key") == ["secret"]
+    assert list(request.url.params.multi_items()) == [("other", "kept"), ("api_key", "k")]

@@ -5,15 +5,19 @@ admin API and the CLI call."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import yaml
 
 from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.loader import parse_document
+from mcp_hub.openapi.request import ToolCallError, check_arguments
 from mcp_hub.openapi.runtime import OpenApiRuntime
 from mcp_hub.openapi.tools import build_tools, tool_name
 from tests.openapi.conftest import SPECS
@@ -206,3 +210,100 @@ async def test_a_schema_that_would_expand_exponentially_is_refused(
     spec.write_text(json.dumps(document))
     with pytest.raises(InvalidSpecError, match="expands to more than"):
         await load(runtime, spec)
+
+
+def test_openapi_3_0_schemas_become_json_schema_2020_12() -> None:
+    """3.0's boolean `exclusiveMinimum`, `nullable` (with an enum), read only where they are schema
+    keywords: a property called `nullable` and an example are data."""
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/things": {
+                "post": {
+                    "operationId": "addThing",
+                    "parameters": [
+                        {
+                            "name": "count",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "exclusiveMinimum": True,
+                                "maximum": 10,
+                                "exclusiveMaximum": False,
+                            },
+                        }
+                    ],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}
+                    },
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "Thing": {
+                    "type": "object",
+                    "properties": {
+                        "nullable": {"type": "boolean"},
+                        "status": {"type": "string", "enum": ["on", "off"], "nullable": True},
+                    },
+                    "example": {"nullable": True, "status": None},
+                }
+            }
+        },
+    }
+    tool = build_tools(document, include=None, exclude=None)[0]
+    assert tool.input_schema["properties"]["count"] == {
+        "type": "integer",
+        "exclusiveMinimum": 0,
+        "maximum": 10,
+    }
+    assert tool.input_schema["properties"]["body"] == {
+        "type": "object",
+        "properties": {
+            "nullable": {"type": "boolean"},
+            "status": {"type": ["string", "null"], "enum": ["on", "off", None]},
+        },
+        "example": {"nullable": True, "status": None},
+    }
+    check_arguments(tool, {"count": 1, "body": {"nullable": False, "status": None}})
+    with pytest.raises(ToolCallError, match="less than or equal to the minimum of 0"):
+        check_arguments(tool, {"count": 0})
+
+
+async def test_a_large_spec_is_read_off_the_event_loop(runtime: OpenApiRuntime, tmp_path: Path) -> None:
+    """Parsing a large YAML spec takes a while; the hub's other requests run meanwhile."""
+    spec = tmp_path / "large.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "openapi": "3.1.0",
+                "info": {"title": "t", "version": "1"},
+                "servers": [{"url": "https://api.example.com"}],
+                "paths": {
+                    "/ping": {"get": {"operationId": "ping", "responses": {"200": {"description": "ok"}}}}
+                },
+                "x-examples": [f"value-{index}" for index in range(60_000)],
+            }
+        )
+    )
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await anyio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        loaded = await load(runtime, spec)
+        tg.cancel_scope.cancel()
+    assert loaded.tool_count == 1
+    # Parsed on the loop, this YAML (0.8 MB) stalls the ticker for the whole parse (1.5 s or more here).
+    assert max(gaps) < 0.75, max(gaps)
