@@ -13,10 +13,11 @@ from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.refs import Inliner, follow
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-# MCP tool names (SEP-986): 1-128 of [A-Za-z0-9_.-]. The hub prefixes names with `{alias}__` on /mcp and
-# keeps the whole within 64 characters, so names are kept short here already.
+# MCP tool names (SEP-986) may be 1-128 of [A-Za-z0-9_.-], but some clients' model APIs accept only
+# [A-Za-z0-9_-] (Claude's tool names, for one), so a dot becomes `_` too. The hub prefixes names with
+# `{alias}__` on /mcp and keeps the whole within 64 characters, so names are kept short here already.
 MAX_TOOL_NAME = 64
-TOOL_NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+TOOL_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_DESCRIPTION = 2000
 # OpenAPI says header parameters with these names are ignored; the others here belong to the hub's own
 # request framing, and letting a spec (or a caller) set them would break or smuggle requests.
@@ -70,7 +71,7 @@ class OperationTool:
 
 def tool_name(operation_id: str | None, method: str, path: str) -> str:
     raw = operation_id or f"{method}_{path}"
-    name = TOOL_NAME_BAD.sub("_", raw.replace("{", "").replace("}", "")).strip("_.-")
+    name = TOOL_NAME_BAD.sub("_", raw.replace("{", "").replace("}", "")).strip("_-")
     name = re.sub(r"_{2,}", "_", name)  # `__` separates the alias on /mcp; keep it out of tool names
     return (name or method)[:MAX_TOOL_NAME]
 

@@ -123,6 +123,7 @@ def test_tool_names_follow_the_mcp_rules_and_stay_unique() -> None:
     assert tool_name("list pets (v2)!", "get", "/x") == "list_pets_v2"
     assert tool_name(None, "get", "/users/{id}/repos") == "get_users_id_repos"
     assert tool_name("a__b", "get", "/") == "a_b"  # `__` is the hub's alias separator
+    assert tool_name("pets.list", "get", "/") == "pets_list"  # clients such as Claude refuse dots
     assert len(tool_name("x" * 300, "get", "/")) == 64
     document = {
         "openapi": "3.1.0",
