@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
@@ -21,6 +21,7 @@ from mcp_hub.admin.schemas import (
     UserOut,
     UserUpdate,
 )
+from mcp_hub.auth.context import access_changed
 from mcp_hub.auth.deps import AdminDep, HubDep
 from mcp_hub.errors import InvalidInputError, InvalidSpecError
 from mcp_hub.openapi.runtime import OpenApiRuntime
@@ -50,7 +51,15 @@ def _strip_input(errors: Any) -> list[dict[str, Any]]:
     return [{key: value for key, value in error.items() if key != "input"} for error in errors]
 
 
-router = APIRouter(prefix="/v1", route_class=WriteOnlyInputRoute)
+async def _after_admin_change(request: Request) -> AsyncIterator[None]:
+    # Runs on after the endpoint, so after its transaction committed: MCP requests from then on see the
+    # change (a cached authentication would otherwise hide a new server for a few seconds).
+    yield
+    if request.method not in ("GET", "HEAD"):
+        access_changed()
+
+
+router = APIRouter(prefix="/v1", route_class=WriteOnlyInputRoute, dependencies=[Depends(_after_admin_change)])
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200

@@ -167,6 +167,21 @@ async def extract_mcp_auth_context(request: HTTPConnection, hub: Hub | None = No
     return AuthContext(caller=caller, servers=visible, path_server=path_server)
 
 
+_access_changes = 0
+
+
+def access_changed() -> None:
+    """An admin changed servers, users or keys in this process (called once the change is committed):
+    the auth cache starts afresh, so a new server or a revoked key applies on the next MCP request here
+    (other hub processes still wait out their TTL)."""
+    global _access_changes
+    _access_changes += 1
+
+
+def _generation() -> tuple[int, int]:
+    return revocations(), _access_changes
+
+
 class AuthCache:
     """Recent successful AuthContexts, by (hash of the presented key, path server), for `ttl` seconds.
 
@@ -174,13 +189,14 @@ class AuthCache:
     a short TTL removes it from the hot path. The price: revoking a key, disabling a server or changing
     an allowlist takes up to `ttl` seconds to apply to MCP requests. `ttl=0` turns caching off. Failures
     are never cached. OAuth grants revoked by this process (`/revoke`, a replayed code or refresh token,
-    a deleted client) empty the cache at once: a client that revokes and retries must get its 401."""
+    a deleted client) and admin changes made through it (servers, users, keys) empty the cache at once:
+    a client that revokes and retries must get its 401, an admin who adds a server must see it listed."""
 
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str | None], tuple[float, AuthContext]] = {}
-        self._revocations = revocations()
+        self._generation = _generation()
 
     async def authenticate(self, request: HTTPConnection, hub: Hub) -> AuthContext:
         if self.ttl <= 0:
@@ -188,15 +204,15 @@ class AuthCache:
         presented = presented_key(request)
         key = (hash_api_key(presented) if presented is not None else "", request.path_params.get("server"))
         now = time.monotonic()
-        if self._revocations != revocations():
-            self._revocations = revocations()
+        if self._generation != _generation():
+            self._generation = _generation()
             self._entries = {}
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         auth = await extract_mcp_auth_context(request, hub)
-        if revocations() != self._revocations:
-            # A revocation committed while this was being read: it may be stale, do not keep it.
+        if _generation() != self._generation:
+            # A revocation or an access change committed while this was being read: it may be stale.
             return auth
         if len(self._entries) >= self.max_entries:
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl}

@@ -181,3 +181,17 @@ async def test_revoked_key_stops_working_within_the_auth_cache_ttl(
         assert (await hub.admin.delete(f"/v1/keys/{key_id}")).status_code == 200
         await asyncio.sleep(ttl + 0.1)
         assert (await post_init(hub, "/mcp/echo", headers)).status_code == 401
+
+
+async def test_admin_changes_apply_at_once_despite_the_auth_cache(settings: Settings, echo_http: str) -> None:
+    # With a long authentication cache, what an admin changes through this hub still applies to the next
+    # MCP request: a server added is listed, a key revoked is refused.
+    async with serve_hub(settings.model_copy(update={"mcp_auth_cache_seconds": 300.0})) as hub:
+        await hub.add_server("first", transport="http", url=echo_http)
+        created = await hub.admin.post("/v1/keys", json={"user_id": await hub.add_user("rita")})
+        key, key_id = created.json()["key"], created.json()["id"]
+        assert {name.split("__")[0] for name in await tool_names(hub, "/mcp", key)} == {"first"}  # cached
+        await hub.add_server("second", transport="http", url=echo_http)
+        assert {name.split("__")[0] for name in await tool_names(hub, "/mcp", key)} == {"first", "second"}
+        assert (await hub.admin.delete(f"/v1/keys/{key_id}")).status_code == 200
+        assert (await post_init(hub, "/mcp", {"Authorization": f"Bearer {key}"})).status_code == 401
