@@ -10,6 +10,7 @@ from typing import Any
 from mcp import types
 from mcp.shared.exceptions import MCPError
 
+from mcp_hub.errors import NotConnectedError
 from mcp_hub.store.models import McpServer
 
 CONNECT_TOOL = "connect"
@@ -107,3 +108,9 @@ def elicited_connect_result(server: McpServer, url: str, action: str) -> types.C
         content=[types.TextContent(type="text", text=text)],
         structured_content={"connect_url": url, "server": server.name, "elicitation": action},
     )
+
+
+def not_connected_error(exc: NotConnectedError) -> MCPError:
+    """The user must connect their account first: the message and `data.connect_url` say where (both
+    gateway paths answer with this one error)."""
+    return MCPError(code=types.INVALID_REQUEST, message=exc.message, data={"connect_url": exc.connect_url})

@@ -44,6 +44,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_hub.auth.context import AuthContext
 from mcp_hub.errors import HubError, NotConnectedError
+from mcp_hub.gateway.connect import not_connected_error
 from mcp_hub.store.models import McpServer
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.target import UpstreamTarget
@@ -590,10 +591,11 @@ def _error_body(request_id: Any, code: int, message: str, data: Any = None) -> b
 
 
 def _hub_error_body(request_id: Any, exc: HubError) -> bytes:
-    """A hub error as the JSON-RPC error the terminating path would give; a not-connected or
-    needs-reconnect error carries `data.connect_url`, like there."""
+    """A hub error as the JSON-RPC error the terminating path would give (a not-connected or
+    needs-reconnect error carries `data.connect_url`, from the same constructor)."""
     if isinstance(exc, NotConnectedError):
-        return _error_body(request_id, INVALID_REQUEST, exc.message, {"connect_url": exc.connect_url})
+        error = not_connected_error(exc).error
+        return _error_body(request_id, error.code, error.message, error.data)
     return _error_body(request_id, INTERNAL_ERROR, exc.message)
 
 

@@ -40,6 +40,7 @@ from mcp_hub.gateway.connect import (
     connect_url_of,
     elicited_connect_result,
     is_connect_tool,
+    not_connected_error,
     supports_url_elicitation,
     url_elicitation_required,
 )
@@ -293,7 +294,7 @@ class Gateway:
         except UpstreamError as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
         except NotConnectedError as exc:
-            raise _not_connected(exc) from None
+            raise not_connected_error(exc) from None
         except HubError as exc:
             # From the credential resolver. The message says what to do; it never carries a secret.
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
@@ -302,7 +303,7 @@ class Gateway:
         try:
             return await self.pool.key_for(target, auth.user_id)
         except NotConnectedError as exc:
-            raise _not_connected(exc) from None
+            raise not_connected_error(exc) from None
         except HubError as exc:
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
 
@@ -1032,8 +1033,3 @@ async def _ask_to_connect(ctx: Ctx, server: McpServer, url: str) -> types.CallTo
         # the result still lets the user connect.
         return connect_result(server, url)
     return elicited_connect_result(server, url, answer.action)
-
-
-def _not_connected(exc: NotConnectedError) -> MCPError:
-    """The user must connect their account first: the message and `data.connect_url` say where."""
-    return MCPError(code=types.INVALID_REQUEST, message=exc.message, data={"connect_url": exc.connect_url})
