@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
+import { type ApiClient, ApiError, allPages, apiErrorMessage, safeRedirectUrl } from "../api/client";
 import { ErrorText, Link, PageTitle } from "../components/common";
 import { BASE, navigate } from "../router";
 import { ByokForm } from "./Connections";
@@ -35,7 +35,7 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
         setConnected(mine.credential_type);
         setKind(mine.auth_type === "oauth2" || mine.auth_type === "byok" ? mine.auth_type : "none");
       } catch (caught) {
-        if (!cancelled) setError(caught instanceof ApiError ? caught.message : "Could not load the server.");
+        if (!cancelled) setError(apiErrorMessage(caught, "Could not load the server."));
       }
     })();
     return () => {
@@ -61,7 +61,7 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
         setKind(/auth_type byok/.test(caught.message) ? "byok" : "none");
         setError(null);
       } else {
-        setError(caught instanceof ApiError ? caught.message : "Could not start connecting.");
+        setError(apiErrorMessage(caught, "Could not start connecting."));
       }
     } finally {
       setBusy(false);
@@ -78,7 +78,7 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
       if (caught instanceof ApiError && caught.status === 422 && /auth_type oauth2/.test(caught.message)) {
         setKind("oauth2");
       } else {
-        setError(caught instanceof ApiError ? caught.message : "Could not save the key.");
+        setError(apiErrorMessage(caught, "Could not save the key."));
       }
       return false;
     }

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
+import { type ApiClient, allPages, apiErrorMessage, safeRedirectUrl } from "../api/client";
 import { ErrorText, Notice, PageTitle, inputValue } from "../components/common";
 import { BASE } from "../router";
 import { type Connection, connectionOf, describeConnection } from "../utils/expiry";
@@ -10,10 +10,6 @@ const AUTH_BADGES: Record<string, string> = {
   oauth2: "OAuth2",
   byok: "BYOK",
 };
-
-function message(caught: unknown, fallback: string): string {
-  return caught instanceof ApiError ? caught.message : fallback;
-}
 
 /** What the OAuth callback may append when it sends the browser back here. */
 function returnedFromProvider(): { error: string | null; notice: string | null } {
@@ -78,7 +74,7 @@ export function ConnectionsPage(props: { client: ApiClient }) {
       setNow(new Date());
     } catch (caught) {
       setConnections([]);
-      setError(message(caught, "Could not load your connections."));
+      setError(apiErrorMessage(caught, "Could not load your connections."));
     }
   };
 
@@ -97,7 +93,7 @@ export function ConnectionsPage(props: { client: ApiClient }) {
       setNotice(done);
       return true;
     } catch (caught) {
-      setError(message(caught, failed));
+      setError(apiErrorMessage(caught, failed));
       return false;
     }
   };
@@ -113,7 +109,7 @@ export function ConnectionsPage(props: { client: ApiClient }) {
       }
       window.location.assign(target);
     } catch (caught) {
-      setError(message(caught, `Could not start connecting ${connection.serverName}.`));
+      setError(apiErrorMessage(caught, `Could not start connecting ${connection.serverName}.`));
     }
   };
 

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError } from "../api/client";
+import { type ApiClient, apiErrorMessage } from "../api/client";
 import type { ServerOut, ToolInfo, UserOut } from "../api/types";
 import { ErrorText, Link, Notice, PageTitle, inputChecked, inputValue } from "../components/common";
 import { navigate } from "../router";
@@ -26,7 +26,7 @@ type TestState =
 
 function failure(caught: unknown, fallback: string): string {
   if (caught instanceof FormError) return caught.message;
-  return caught instanceof ApiError ? caught.message : fallback;
+  return apiErrorMessage(caught, fallback);
 }
 
 export function ServerFormPage(props: { client: ApiClient; serverId: string | null }) {
@@ -59,7 +59,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
           setForm(formFromServer(server));
         }
       } catch (caught) {
-        if (!cancelled) setError(caught instanceof ApiError ? caught.message : "Could not load the server.");
+        if (!cancelled) setError(apiErrorMessage(caught, "Could not load the server."));
       }
     })();
     return () => {
@@ -87,7 +87,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
       else await client.createServer(payload);
       navigate("/servers");
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Could not save the server.");
+      setError(apiErrorMessage(caught, "Could not save the server."));
     } finally {
       setBusy(false);
     }
@@ -100,7 +100,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
     try {
       setStored(await client.refreshServerSpec(serverId));
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Could not read the spec.");
+      setError(apiErrorMessage(caught, "Could not read the spec."));
     } finally {
       setBusy(false);
     }
