@@ -1,7 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError, allPages, apiErrorMessage, safeRedirectUrl } from "../api/client";
+import { type ApiClient, ApiError, allPages, apiErrorMessage } from "../api/client";
 import { ErrorText, Link, PageTitle } from "../components/common";
-import { BASE, navigate } from "../router";
+import { navigate } from "../router";
+import { startOAuthRedirect } from "../utils/oauth";
 import { ByokForm } from "./Connections";
 
 type Kind = "oauth2" | "byok" | "none" | "unknown";
@@ -49,13 +50,8 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
     setError(null);
     setBusy(true);
     try {
-      const answer = await client.startOAuth(serverId, `${BASE}/connections`);
-      const target = safeRedirectUrl(answer.authorization_url);
-      if (!target) {
-        setError("The hub answered without a usable authorization URL.");
-        return;
-      }
-      window.location.assign(target);
+      const problem = await startOAuthRedirect(client, serverId);
+      if (problem) setError(problem);
     } catch (caught) {
       if (caught instanceof ApiError && caught.status === 422 && /does not use OAuth/i.test(caught.message)) {
         setKind(/auth_type byok/.test(caught.message) ? "byok" : "none");

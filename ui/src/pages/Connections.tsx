@@ -1,8 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, allPages, apiErrorMessage, safeRedirectUrl } from "../api/client";
+import { type ApiClient, allPages, apiErrorMessage } from "../api/client";
 import { ErrorText, Notice, PageTitle, inputValue } from "../components/common";
-import { BASE } from "../router";
 import { type Connection, connectionOf, describeConnection } from "../utils/expiry";
+import { startOAuthRedirect } from "../utils/oauth";
 
 const AUTH_BADGES: Record<string, string> = {
   none: "Shared",
@@ -101,13 +101,8 @@ export function ConnectionsPage(props: { client: ApiClient }) {
   const connect = async (connection: Connection) => {
     setError(null);
     try {
-      const answer = await client.startOAuth(connection.serverId, `${BASE}/connections`);
-      const target = safeRedirectUrl(answer.authorization_url);
-      if (!target) {
-        setError("The hub answered without a usable authorization URL.");
-        return;
-      }
-      window.location.assign(target);
+      const problem = await startOAuthRedirect(client, connection.serverId);
+      if (problem) setError(problem);
     } catch (caught) {
       setError(apiErrorMessage(caught, `Could not start connecting ${connection.serverName}.`));
     }
