@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, apiErrorMessage } from "../api/client";
 import type { ServerOut, ToolInfo, UserOut } from "../api/types";
-import { ErrorText, Link, Notice, PageTitle, inputChecked, inputValue } from "../components/common";
+import { ErrorText, Link, Notice, Options, PageTitle, inputChecked, inputValue } from "../components/common";
 import { navigate } from "../router";
 import {
   ACCESS_OPTIONS,
@@ -182,11 +182,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
             value={form.transport}
             onChange={(e) => set("transport", inputValue(e) as UiTransport)}
           >
-            {TRANSPORT_OPTIONS.map((option) => (
-              <option value={option.value} key={option.value}>
-                {option.label}
-              </option>
-            ))}
+            <Options options={TRANSPORT_OPTIONS} />
           </select>
 
           {form.transport === "streamable_http" || form.transport === "sse" ? (
@@ -267,11 +263,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
             value={form.authType}
             onChange={(e) => set("authType", inputValue(e) as ServerForm["authType"])}
           >
-            {AUTH_OPTIONS.map((option) => (
-              <option value={option.value} key={option.value}>
-                {option.label}
-              </option>
-            ))}
+            <Options options={AUTH_OPTIONS} />
           </select>
 
           {form.authType === "static" ? (
@@ -300,13 +292,9 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
                 value={form.byokMode}
                 onChange={(e) => set("byokMode", inputValue(e) as ServerForm["byokMode"])}
               >
-                {BYOK_MODE_OPTIONS.filter((option) => option.value !== "spec" || form.transport === "openapi").map(
-                  (option) => (
-                    <option value={option.value} key={option.value}>
-                      {option.label}
-                    </option>
-                  ),
-                )}
+                <Options
+                  options={BYOK_MODE_OPTIONS.filter((option) => option.value !== "spec" || form.transport === "openapi")}
+                />
               </select>
               {form.byokMode === "spec" ? (
                 <small>apiKey (header, query or cookie), http bearer or basic, as each operation requires.</small>
@@ -418,11 +406,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
             value={form.access}
             onChange={(e) => set("access", inputValue(e) as ServerForm["access"])}
           >
-            {ACCESS_OPTIONS.map((option) => (
-              <option value={option.value} key={option.value}>
-                {option.label}
-              </option>
-            ))}
+            <Options options={ACCESS_OPTIONS} />
           </select>
           {form.access === "listed_users" ? (
             <fieldset class="checks">
