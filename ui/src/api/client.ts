@@ -24,6 +24,11 @@ export class ApiError extends Error {
   }
 }
 
+/** The sentence to show for a failed call: the hub's message for an `ApiError`, else the page's fallback. */
+export function apiErrorMessage(caught: unknown, fallback: string): string {
+  return caught instanceof ApiError ? caught.message : fallback;
+}
+
 type Query = Record<string, string | number | null | undefined>;
 
 interface RequestOptions {

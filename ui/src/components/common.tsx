@@ -10,6 +10,19 @@ export function inputChecked(event: Event): boolean {
   return (event.currentTarget as HTMLInputElement).checked;
 }
 
+/** The `<option>`s of a `<select>` whose choices are a `{value, label}` list. */
+export function Options(props: { options: ReadonlyArray<{ value: string; label: string }> }) {
+  return (
+    <>
+      {props.options.map((option) => (
+        <option value={option.value} key={option.value}>
+          {option.label}
+        </option>
+      ))}
+    </>
+  );
+}
+
 export function Link(props: { to: string; children: ComponentChildren; class?: string; current?: boolean }) {
   return (
     <a

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ApiClient, ApiError, allPages } from "../api/client";
-import { CopyButton, ErrorText, PageTitle, inputValue } from "../components/common";
+import { CopyButton, ErrorText, Options, PageTitle, inputValue } from "../components/common";
 import {
   AUTHS,
   CLIENTS,
@@ -54,21 +54,13 @@ export function ClientSetupPage(props: { client: ApiClient }) {
         <div>
           <label for="setup-client">Client</label>
           <select id="setup-client" value={kind} onChange={(e) => setKind(inputValue(e) as ClientKind)}>
-            {CLIENTS.map((c) => (
-              <option key={c.value} value={c.value}>
-                {c.label}
-              </option>
-            ))}
+            <Options options={CLIENTS} />
           </select>
         </div>
         <div>
           <label for="setup-auth">Sign-in</label>
           <select id="setup-auth" value={auth} onChange={(e) => setAuth(inputValue(e) as ClientAuth)}>
-            {AUTHS.map((a) => (
-              <option key={a.value} value={a.value}>
-                {a.label}
-              </option>
-            ))}
+            <Options options={AUTHS} />
           </select>
         </div>
         <div>

@@ -1,7 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
+import { type ApiClient, ApiError, allPages, apiErrorMessage } from "../api/client";
 import { ErrorText, Link, PageTitle } from "../components/common";
-import { BASE, navigate } from "../router";
+import { navigate } from "../router";
+import { startOAuthRedirect } from "../utils/oauth";
 import { ByokForm } from "./Connections";
 
 type Kind = "oauth2" | "byok" | "none" | "unknown";
@@ -35,7 +36,7 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
         setConnected(mine.credential_type);
         setKind(mine.auth_type === "oauth2" || mine.auth_type === "byok" ? mine.auth_type : "none");
       } catch (caught) {
-        if (!cancelled) setError(caught instanceof ApiError ? caught.message : "Could not load the server.");
+        if (!cancelled) setError(apiErrorMessage(caught, "Could not load the server."));
       }
     })();
     return () => {
@@ -49,19 +50,14 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
     setError(null);
     setBusy(true);
     try {
-      const answer = await client.startOAuth(serverId, `${BASE}/connections`);
-      const target = safeRedirectUrl(answer.authorization_url);
-      if (!target) {
-        setError("The hub answered without a usable authorization URL.");
-        return;
-      }
-      window.location.assign(target);
+      const problem = await startOAuthRedirect(client, serverId);
+      if (problem) setError(problem);
     } catch (caught) {
       if (caught instanceof ApiError && caught.status === 422 && /does not use OAuth/i.test(caught.message)) {
         setKind(/auth_type byok/.test(caught.message) ? "byok" : "none");
         setError(null);
       } else {
-        setError(caught instanceof ApiError ? caught.message : "Could not start connecting.");
+        setError(apiErrorMessage(caught, "Could not start connecting."));
       }
     } finally {
       setBusy(false);
@@ -78,7 +74,7 @@ export function ConnectPage(props: { client: ApiClient; serverId: string }) {
       if (caught instanceof ApiError && caught.status === 422 && /auth_type oauth2/.test(caught.message)) {
         setKind("oauth2");
       } else {
-        setError(caught instanceof ApiError ? caught.message : "Could not save the key.");
+        setError(apiErrorMessage(caught, "Could not save the key."));
       }
       return false;
     }

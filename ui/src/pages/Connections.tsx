@@ -1,8 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError, allPages, safeRedirectUrl } from "../api/client";
+import { type ApiClient, allPages, apiErrorMessage } from "../api/client";
 import { ErrorText, Notice, PageTitle, inputValue } from "../components/common";
-import { BASE } from "../router";
 import { type Connection, connectionOf, describeConnection } from "../utils/expiry";
+import { startOAuthRedirect } from "../utils/oauth";
 
 const AUTH_BADGES: Record<string, string> = {
   none: "Shared",
@@ -10,10 +10,6 @@ const AUTH_BADGES: Record<string, string> = {
   oauth2: "OAuth2",
   byok: "BYOK",
 };
-
-function message(caught: unknown, fallback: string): string {
-  return caught instanceof ApiError ? caught.message : fallback;
-}
 
 /** What the OAuth callback may append when it sends the browser back here. */
 function returnedFromProvider(): { error: string | null; notice: string | null } {
@@ -78,7 +74,7 @@ export function ConnectionsPage(props: { client: ApiClient }) {
       setNow(new Date());
     } catch (caught) {
       setConnections([]);
-      setError(message(caught, "Could not load your connections."));
+      setError(apiErrorMessage(caught, "Could not load your connections."));
     }
   };
 
@@ -97,7 +93,7 @@ export function ConnectionsPage(props: { client: ApiClient }) {
       setNotice(done);
       return true;
     } catch (caught) {
-      setError(message(caught, failed));
+      setError(apiErrorMessage(caught, failed));
       return false;
     }
   };
@@ -105,15 +101,10 @@ export function ConnectionsPage(props: { client: ApiClient }) {
   const connect = async (connection: Connection) => {
     setError(null);
     try {
-      const answer = await client.startOAuth(connection.serverId, `${BASE}/connections`);
-      const target = safeRedirectUrl(answer.authorization_url);
-      if (!target) {
-        setError("The hub answered without a usable authorization URL.");
-        return;
-      }
-      window.location.assign(target);
+      const problem = await startOAuthRedirect(client, connection.serverId);
+      if (problem) setError(problem);
     } catch (caught) {
-      setError(message(caught, `Could not start connecting ${connection.serverName}.`));
+      setError(apiErrorMessage(caught, `Could not start connecting ${connection.serverName}.`));
     }
   };
 

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError } from "../api/client";
+import { type ApiClient, apiErrorMessage } from "../api/client";
 import type { ServerOut, ToolInfo, UserOut } from "../api/types";
-import { ErrorText, Link, Notice, PageTitle, inputChecked, inputValue } from "../components/common";
+import { ErrorText, Link, Notice, Options, PageTitle, inputChecked, inputValue } from "../components/common";
 import { navigate } from "../router";
 import {
   ACCESS_OPTIONS,
@@ -26,7 +26,7 @@ type TestState =
 
 function failure(caught: unknown, fallback: string): string {
   if (caught instanceof FormError) return caught.message;
-  return caught instanceof ApiError ? caught.message : fallback;
+  return apiErrorMessage(caught, fallback);
 }
 
 export function ServerFormPage(props: { client: ApiClient; serverId: string | null }) {
@@ -59,7 +59,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
           setForm(formFromServer(server));
         }
       } catch (caught) {
-        if (!cancelled) setError(caught instanceof ApiError ? caught.message : "Could not load the server.");
+        if (!cancelled) setError(apiErrorMessage(caught, "Could not load the server."));
       }
     })();
     return () => {
@@ -87,7 +87,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
       else await client.createServer(payload);
       navigate("/servers");
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Could not save the server.");
+      setError(apiErrorMessage(caught, "Could not save the server."));
     } finally {
       setBusy(false);
     }
@@ -100,7 +100,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
     try {
       setStored(await client.refreshServerSpec(serverId));
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Could not read the spec.");
+      setError(apiErrorMessage(caught, "Could not read the spec."));
     } finally {
       setBusy(false);
     }
@@ -182,11 +182,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
             value={form.transport}
             onChange={(e) => set("transport", inputValue(e) as UiTransport)}
           >
-            {TRANSPORT_OPTIONS.map((option) => (
-              <option value={option.value} key={option.value}>
-                {option.label}
-              </option>
-            ))}
+            <Options options={TRANSPORT_OPTIONS} />
           </select>
 
           {form.transport === "streamable_http" || form.transport === "sse" ? (
@@ -267,11 +263,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
             value={form.authType}
             onChange={(e) => set("authType", inputValue(e) as ServerForm["authType"])}
           >
-            {AUTH_OPTIONS.map((option) => (
-              <option value={option.value} key={option.value}>
-                {option.label}
-              </option>
-            ))}
+            <Options options={AUTH_OPTIONS} />
           </select>
 
           {form.authType === "static" ? (
@@ -300,13 +292,9 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
                 value={form.byokMode}
                 onChange={(e) => set("byokMode", inputValue(e) as ServerForm["byokMode"])}
               >
-                {BYOK_MODE_OPTIONS.filter((option) => option.value !== "spec" || form.transport === "openapi").map(
-                  (option) => (
-                    <option value={option.value} key={option.value}>
-                      {option.label}
-                    </option>
-                  ),
-                )}
+                <Options
+                  options={BYOK_MODE_OPTIONS.filter((option) => option.value !== "spec" || form.transport === "openapi")}
+                />
               </select>
               {form.byokMode === "spec" ? (
                 <small>apiKey (header, query or cookie), http bearer or basic, as each operation requires.</small>
@@ -418,11 +406,7 @@ export function ServerFormPage(props: { client: ApiClient; serverId: string | nu
             value={form.access}
             onChange={(e) => set("access", inputValue(e) as ServerForm["access"])}
           >
-            {ACCESS_OPTIONS.map((option) => (
-              <option value={option.value} key={option.value}>
-                {option.label}
-              </option>
-            ))}
+            <Options options={ACCESS_OPTIONS} />
           </select>
           {form.access === "listed_users" ? (
             <fieldset class="checks">

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError } from "../api/client";
+import { type ApiClient, apiErrorMessage } from "../api/client";
 import type { ServerHealth, ServerOut, UserOut } from "../api/types";
 import { ErrorText, Link, Notice, PageTitle, formatDate } from "../components/common";
 import { navigate } from "../router";
@@ -76,7 +76,7 @@ export function ServersPage(props: { client: ApiClient }) {
       const userPage = await client.listUsers(null, 200);
       setUsers(new Map(userPage.items.map((user) => [user.id, user])));
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Could not load the servers.");
+      setError(apiErrorMessage(caught, "Could not load the servers."));
     } finally {
       setLoading(false);
     }
@@ -94,7 +94,7 @@ export function ServersPage(props: { client: ApiClient }) {
       setNotice(`${server.name}: connected, ${result.tools.length} tools.`);
     } catch (caught) {
       setNotice(null);
-      setError(`${server.name}: ${caught instanceof ApiError ? caught.message : "the test did not complete."}`);
+      setError(`${server.name}: ${apiErrorMessage(caught, "the test did not complete.")}`);
     } finally {
       setTesting((current) => new Set([...current].filter((id) => id !== server.id)));
       client.serverHealth([server.id]).then(mergeHealth, () => {});
@@ -108,7 +108,7 @@ export function ServersPage(props: { client: ApiClient }) {
       setServers((current) => current.filter((s) => s.id !== server.id));
       setNotice(`Deleted server ${server.name}.`);
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Could not delete the server.");
+      setError(apiErrorMessage(caught, "Could not delete the server."));
     } finally {
       setConfirming(null);
     }

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { ApiClient, ApiError, probeRole } from "../api/client";
+import { ApiClient, apiErrorMessage, probeRole } from "../api/client";
 import { ErrorText, PageTitle, inputValue } from "../components/common";
 import type { Session } from "../utils/session";
 
@@ -22,7 +22,7 @@ export function SignIn(props: { onSignedIn: (session: Session) => void; notice?:
       setKey("");
       props.onSignedIn({ key: trimmed, role });
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : "Sign-in failed.");
+      setError(apiErrorMessage(caught, "Sign-in failed."));
     } finally {
       setBusy(false);
     }

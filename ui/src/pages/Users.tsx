@@ -1,11 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ApiClient, ApiError } from "../api/client";
+import { type ApiClient, apiErrorMessage } from "../api/client";
 import type { KeyCreated, KeyOut, UserOut } from "../api/types";
 import { CopyButton, ErrorText, Notice, PageTitle, formatDate, inputChecked, inputValue } from "../components/common";
-
-function message(caught: unknown, fallback: string): string {
-  return caught instanceof ApiError ? caught.message : fallback;
-}
 
 export function UsersPage(props: { client: ApiClient }) {
   const { client } = props;
@@ -39,7 +35,7 @@ export function UsersPage(props: { client: ApiClient }) {
 
   useEffect(() => {
     Promise.all([loadUsers(null), loadKeys(null)]).catch((caught) =>
-      setLoadError(message(caught, "Could not load users and keys.")),
+      setLoadError(apiErrorMessage(caught, "Could not load users and keys.")),
     );
   }, [client]);
 
@@ -57,7 +53,7 @@ export function UsersPage(props: { client: ApiClient }) {
       setKeyUser(user.id);
       setNotice(`Created user ${user.name}.`);
     } catch (caught) {
-      setUserError(message(caught, "Could not create the user."));
+      setUserError(apiErrorMessage(caught, "Could not create the user."));
     }
   };
 
@@ -77,7 +73,7 @@ export function UsersPage(props: { client: ApiClient }) {
       setKeyName("");
       setKeyAdmin(false);
     } catch (caught) {
-      setKeyError(message(caught, "Could not create the key."));
+      setKeyError(apiErrorMessage(caught, "Could not create the key."));
     }
   };
 
@@ -87,7 +83,7 @@ export function UsersPage(props: { client: ApiClient }) {
       setKeys((current) => current.map((k) => (k.id === key.id ? revoked : k)));
       setNotice(`Revoked key ${key.prefix}….`);
     } catch (caught) {
-      setLoadError(message(caught, "Could not revoke the key."));
+      setLoadError(apiErrorMessage(caught, "Could not revoke the key."));
     }
   };
 
