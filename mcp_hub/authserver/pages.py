@@ -355,15 +355,27 @@ async def _password_user(hub: Hub, name: str, password: str) -> User | None:
     return user
 
 
-@router.post("/authorize")
-async def sign_in(request: Request) -> Response:
-    hub = _hub(request)
+async def _posted_request(
+    hub: Hub, request: Request
+) -> tuple[dict[str, str], AuthorizationRequest] | Response:
+    """A form posted from the sign-in or consent page: CSRF checked, the authorization request it
+    carries re-validated."""
     fields, csrf_valid = await _form(request)
     if not csrf_valid:
         return _error_page(_FORGED, status=403)
     parsed = await _parse(hub, fields.get("request", ""))
     if isinstance(parsed, Response):
         return parsed
+    return fields, parsed
+
+
+@router.post("/authorize")
+async def sign_in(request: Request) -> Response:
+    hub = _hub(request)
+    posted = await _posted_request(hub, request)
+    if isinstance(posted, Response):
+        return posted
+    fields, parsed = posted
     csrf = fields[CSRF_FIELD]
     address = request.client.host if request.client else ""
     try:
@@ -390,12 +402,10 @@ async def _signed_in_form(
     hub: Hub, request: Request
 ) -> tuple[dict[str, str], AuthorizationRequest, User] | Response:
     """A form posted from the consent page: CSRF checked, the request re-validated, the user signed in."""
-    fields, csrf_valid = await _form(request)
-    if not csrf_valid:
-        return _error_page(_FORGED, status=403)
-    parsed = await _parse(hub, fields.get("request", ""))
-    if isinstance(parsed, Response):
-        return parsed
+    posted = await _posted_request(hub, request)
+    if isinstance(posted, Response):
+        return posted
+    fields, parsed = posted
     user = await session_user(hub, request)
     if user is None:
         return _sign_in_page(parsed, fields[CSRF_FIELD], error="Your sign-in expired: sign in again.")
