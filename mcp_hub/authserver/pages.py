@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from mcp_hub.auth.context import servers_for_caller
+from mcp_hub.auth.deps import get_hub
 from mcp_hub.auth.keys import Caller, authenticate_key
 from mcp_hub.authserver.authorize import (
     AuthorizationRequest,
@@ -67,11 +68,6 @@ STYLE = (
     ".inline{display:inline}.err{color:#a40000}.muted{color:#555;font-size:.9rem}li{margin:.3rem 0}"
 )
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-
-
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
 
 
 def _csp(form_targets: str) -> str:
@@ -276,7 +272,7 @@ async def _parse(hub: Hub, query: str) -> AuthorizationRequest | Response:
 
 @router.get("/authorize")
 async def authorize(request: Request) -> Response:
-    hub = _hub(request)
+    hub = get_hub(request)
     parsed = await _parse(hub, request.url.query)
     if isinstance(parsed, Response):
         return parsed
@@ -288,7 +284,7 @@ async def authorize(request: Request) -> Response:
 
 async def _form(request: Request) -> tuple[dict[str, str], bool]:
     """The posted fields, and whether the CSRF token matched the browser's cookie."""
-    hub = _hub(request)
+    hub = get_hub(request)
     form = await request.form()
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     return fields, csrf_ok(request, hub.settings, fields.get(CSRF_FIELD))
@@ -371,7 +367,7 @@ async def _posted_request(
 
 @router.post("/authorize")
 async def sign_in(request: Request) -> Response:
-    hub = _hub(request)
+    hub = get_hub(request)
     posted = await _posted_request(hub, request)
     if isinstance(posted, Response):
         return posted
@@ -414,7 +410,7 @@ async def _signed_in_form(
 
 @router.post("/authorize/consent")
 async def consent(request: Request) -> Response:
-    hub = _hub(request)
+    hub = get_hub(request)
     step = await _signed_in_form(hub, request)
     if isinstance(step, Response):
         return step
@@ -430,7 +426,7 @@ async def consent(request: Request) -> Response:
 async def connect_upstream(request: Request) -> Response:
     """Connect button: starts the credentials package's OAuth flow for one upstream server and returns
     to this consent page afterwards."""
-    hub = _hub(request)
+    hub = get_hub(request)
     step = await _signed_in_form(hub, request)
     if isinstance(step, Response):
         return step
