@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import os
@@ -143,3 +144,9 @@ def prepend_key_to_file(key_file: Path) -> str:
         handle.write(entry + "\n" + existing)
     tmp.replace(key_file)
     return entry.split(":", 1)[0]
+
+
+def secret_hash(value: str) -> str:
+    """SHA-256 hex digest of a high-entropy secret (API key, token, client secret, state), as stored
+    for lookup. A fast hash is enough: the values have 256 bits of entropy (nothing to brute-force)."""
+    return hashlib.sha256(value.encode()).hexdigest()

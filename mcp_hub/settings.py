@@ -22,6 +22,11 @@ DEFAULT_PORT = 4000
 DEFAULT_PRIVATE_REDIRECT_URIS = ("cursor://anysphere.cursor-mcp/oauth/callback",)
 
 
+def _split_commas(value: str) -> list[str]:
+    """A comma-separated setting as its non-empty, stripped parts."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 class Settings(BaseSettings):
     """Every knob of the hub. Read from `MCP_HUB_*` variables, then the YAML file named by
     `MCP_HUB_CONFIG_FILE` (if any), then these defaults."""
@@ -170,14 +175,15 @@ class Settings(BaseSettings):
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
+            return [part.lower() for part in _split_commas(value)]
         return value
 
-    @field_validator("oauth_private_redirect_uris", "mcp_cors_origins", mode="before")
+    # openapi_spec_dirs too: pydantic turns each listed string into a Path.
+    @field_validator("oauth_private_redirect_uris", "mcp_cors_origins", "openapi_spec_dirs", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            return _split_commas(value)
         return value
 
     @field_validator("public_base_url")
@@ -192,13 +198,6 @@ class Settings(BaseSettings):
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
             raise ValueError("public_base_url must be an origin only (scheme://host[:port]), with no path")
         return f"{parts.scheme}://{parts.netloc}"
-
-    @field_validator("openapi_spec_dirs", mode="before")
-    @classmethod
-    def _split_dirs(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [Path(part.strip()) for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("admin_key")
     @classmethod

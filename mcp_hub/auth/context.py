@@ -10,7 +10,6 @@ one set by an earlier request would be stale.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import time
 from collections.abc import Iterable, MutableMapping
@@ -37,8 +36,6 @@ HUB_KEY_HEADER = "x-mcp-hub-key"
 SCOPE_KEY = "mcp_hub.auth"
 # Servers are few and admin-managed; the bound only keeps a misconfigured table from being read whole.
 MAX_SERVERS = 1000
-
-_current: contextvars.ContextVar[AuthContext | None] = contextvars.ContextVar("mcp_hub_auth", default=None)
 
 
 @dataclass(frozen=True)
@@ -230,7 +227,6 @@ def set_auth_context(scope: MutableMapping[str, Any], auth: AuthContext) -> None
     scope["user"] = AuthenticatedUser(
         AccessToken(token=auth.principal, client_id=auth.principal, scopes=[], subject=auth.user_id)
     )
-    _current.set(auth)
 
 
 def auth_context_of(request: Any) -> AuthContext | None:
@@ -241,9 +237,3 @@ def auth_context_of(request: Any) -> AuthContext | None:
         if isinstance(auth, AuthContext):
             return auth
     return None
-
-
-def current_auth_context() -> AuthContext | None:
-    """The contextvar copy: valid only in the task of the HTTP request itself (middleware, logging),
-    not in MCP handlers; those use `auth_context_of(ctx.request)`."""
-    return _current.get()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mcp_hub.crypto import secret_hash
 from mcp_hub.errors import AuthenticationError
 from mcp_hub.store.models import ApiKey, User, utcnow
 
@@ -36,7 +36,7 @@ def generate_api_key() -> NewKey:
 
 
 def hash_api_key(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode()).hexdigest()
+    return secret_hash(plaintext)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from datetime import timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from mcp_hub.authserver import tokens
 from mcp_hub.authserver.cimd import ClientDocumentError, fetch_client_document, is_metadata_document_url
 from mcp_hub.authserver.metadata import TOKEN_AUTH_METHODS
 from mcp_hub.authserver.redirects import RedirectUriError, check_registrable
+from mcp_hub.crypto import secret_hash
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import OAuthClient, utcnow
@@ -45,10 +45,6 @@ class HubClient(OAuthClientInformationFull):
 
     ref: str
     kind: str
-
-
-def hash_secret(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _to_client(row: OAuthClient) -> HubClient:
@@ -101,7 +97,7 @@ async def register_client(hub: Hub, info: OAuthClientInformationFull) -> None:
             OAuthClient(
                 client_id=info.client_id,
                 kind=KIND_DCR,
-                client_secret_hash=hash_secret(info.client_secret) if info.client_secret else None,
+                client_secret_hash=secret_hash(info.client_secret) if info.client_secret else None,
                 token_endpoint_auth_method=method,
                 metadata_=_registered_metadata(info),
             )
@@ -253,6 +249,6 @@ class HubClientAuthenticator(ClientAuthenticator):
             stored = await session.scalar(
                 select(OAuthClient.client_secret_hash).where(OAuthClient.id == client.ref)
             )
-        if stored is None or not hmac.compare_digest(stored, hash_secret(presented)):
+        if stored is None or not hmac.compare_digest(stored, secret_hash(presented)):
             raise ClientAuthError("invalid client credentials")
         return client

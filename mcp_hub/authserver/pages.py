@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from mcp_hub.auth.context import servers_for_caller
+from mcp_hub.auth.deps import get_hub
 from mcp_hub.auth.keys import Caller, authenticate_key
 from mcp_hub.authserver.authorize import (
     AuthorizationRequest,
@@ -67,11 +68,6 @@ STYLE = (
     ".inline{display:inline}.err{color:#a40000}.muted{color:#555;font-size:.9rem}li{margin:.3rem 0}"
 )
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-
-
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
 
 
 def _csp(form_targets: str) -> str:
@@ -276,7 +272,7 @@ async def _parse(hub: Hub, query: str) -> AuthorizationRequest | Response:
 
 @router.get("/authorize")
 async def authorize(request: Request) -> Response:
-    hub = _hub(request)
+    hub = get_hub(request)
     parsed = await _parse(hub, request.url.query)
     if isinstance(parsed, Response):
         return parsed
@@ -288,7 +284,7 @@ async def authorize(request: Request) -> Response:
 
 async def _form(request: Request) -> tuple[dict[str, str], bool]:
     """The posted fields, and whether the CSRF token matched the browser's cookie."""
-    hub = _hub(request)
+    hub = get_hub(request)
     form = await request.form()
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     return fields, csrf_ok(request, hub.settings, fields.get(CSRF_FIELD))
@@ -355,15 +351,27 @@ async def _password_user(hub: Hub, name: str, password: str) -> User | None:
     return user
 
 
-@router.post("/authorize")
-async def sign_in(request: Request) -> Response:
-    hub = _hub(request)
+async def _posted_request(
+    hub: Hub, request: Request
+) -> tuple[dict[str, str], AuthorizationRequest] | Response:
+    """A form posted from the sign-in or consent page: CSRF checked, the authorization request it
+    carries re-validated."""
     fields, csrf_valid = await _form(request)
     if not csrf_valid:
         return _error_page(_FORGED, status=403)
     parsed = await _parse(hub, fields.get("request", ""))
     if isinstance(parsed, Response):
         return parsed
+    return fields, parsed
+
+
+@router.post("/authorize")
+async def sign_in(request: Request) -> Response:
+    hub = get_hub(request)
+    posted = await _posted_request(hub, request)
+    if isinstance(posted, Response):
+        return posted
+    fields, parsed = posted
     csrf = fields[CSRF_FIELD]
     address = request.client.host if request.client else ""
     try:
@@ -390,12 +398,10 @@ async def _signed_in_form(
     hub: Hub, request: Request
 ) -> tuple[dict[str, str], AuthorizationRequest, User] | Response:
     """A form posted from the consent page: CSRF checked, the request re-validated, the user signed in."""
-    fields, csrf_valid = await _form(request)
-    if not csrf_valid:
-        return _error_page(_FORGED, status=403)
-    parsed = await _parse(hub, fields.get("request", ""))
-    if isinstance(parsed, Response):
-        return parsed
+    posted = await _posted_request(hub, request)
+    if isinstance(posted, Response):
+        return posted
+    fields, parsed = posted
     user = await session_user(hub, request)
     if user is None:
         return _sign_in_page(parsed, fields[CSRF_FIELD], error="Your sign-in expired: sign in again.")
@@ -404,7 +410,7 @@ async def _signed_in_form(
 
 @router.post("/authorize/consent")
 async def consent(request: Request) -> Response:
-    hub = _hub(request)
+    hub = get_hub(request)
     step = await _signed_in_form(hub, request)
     if isinstance(step, Response):
         return step
@@ -420,7 +426,7 @@ async def consent(request: Request) -> Response:
 async def connect_upstream(request: Request) -> Response:
     """Connect button: starts the credentials package's OAuth flow for one upstream server and returns
     to this consent page afterwards."""
-    hub = _hub(request)
+    hub = get_hub(request)
     step = await _signed_in_form(hub, request)
     if isinstance(step, Response):
         return step

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_hub.auth.deps import get_hub
 from mcp_hub.authserver.authorize import bound_resource
 from mcp_hub.authserver.clients import HubClient, HubClientAuthenticator, basic_credentials
 from mcp_hub.authserver.metadata import (
@@ -32,7 +33,6 @@ from mcp_hub.authserver.metadata import (
 )
 from mcp_hub.authserver.provider import HubAuthProvider
 from mcp_hub.authserver.tokens import revoke_presented
-from mcp_hub.runtime import Hub
 
 # Anyone may register and each registration is stored: real client metadata is well under 2 KB, and the
 # hub-wide request cap (MCP_HUB_MAX_REQUEST_BYTES, 4 MB) would let each one store far more.
@@ -43,11 +43,6 @@ MCP_HEADERS = [*CLIENT_HEADERS, "Mcp-Session-Id", "Last-Event-ID"]
 MCP_EXPOSED = ["Mcp-Session-Id", "WWW-Authenticate", "MCP-Protocol-Version"]
 
 
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
-
-
 def _json(model: OAuthMetadata | ProtectedResourceMetadata) -> JSONResponse:
     return JSONResponse(
         model.model_dump(mode="json", exclude_none=True), headers={"Cache-Control": "public, max-age=300"}
@@ -55,11 +50,11 @@ def _json(model: OAuthMetadata | ProtectedResourceMetadata) -> JSONResponse:
 
 
 async def as_metadata(request: Request) -> Response:
-    return _json(authorization_server_metadata(_hub(request).settings))
+    return _json(authorization_server_metadata(get_hub(request).settings))
 
 
 async def resource_metadata(request: Request) -> Response:
-    return _json(protected_resource_metadata(_hub(request).settings))
+    return _json(protected_resource_metadata(get_hub(request).settings))
 
 
 async def register(request: Request) -> Response:
@@ -67,7 +62,7 @@ async def register(request: Request) -> Response:
     here: the authorize step grants what the hub offers."""
     if len(await request.body()) > MAX_REGISTRATION_BYTES:  # the handler reads the same cached body
         return _oauth_error("invalid_client_metadata", "client metadata over 16 KB")
-    handler = RegistrationHandler(HubAuthProvider(_hub(request)), ClientRegistrationOptions(enabled=True))
+    handler = RegistrationHandler(HubAuthProvider(get_hub(request)), ClientRegistrationOptions(enabled=True))
     response = await handler.handle(request)
     response.headers.update(NO_STORE)
     return response
@@ -82,7 +77,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
 async def token(request: Request) -> Response:
     """The SDK's token handler (PKCE S256 check, code expiry, redirect URI, scope narrowing), after the
     RFC 8707 check it does not make: a `resource` other than the hub's `/mcp` is `invalid_target`."""
-    hub = _hub(request)
+    hub = get_hub(request)
     await request.body()  # cached first, so the form below and a replayed copy can both be read
     form = await request.form()  # cached on the request: the handler reads the same form
     resource = form.get("resource")
@@ -128,7 +123,7 @@ async def _with_basic_client_id(request: Request) -> Request:
 async def revoke(request: Request) -> Response:
     """RFC 7009. The SDK's handler requires a `client_secret` field even from public clients, so the
     hub answers this one itself."""
-    hub = _hub(request)
+    hub = get_hub(request)
     try:
         client = await HubClientAuthenticator(hub).authenticate_request(request)
     except ClientAuthError as exc:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +22,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.auth.keys import Caller
+from mcp_hub.crypto import secret_hash
 from mcp_hub.errors import AuthenticationError
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
@@ -39,8 +39,7 @@ MAX_TOKEN_CHARS = 256
 
 
 def token_hash(value: str) -> str:
-    # The values have 256 bits of entropy: a fast hash is enough (nothing to brute-force).
-    return hashlib.sha256(value.encode()).hexdigest()
+    return secret_hash(value)
 
 
 def _new_secret(prefix: str) -> str:

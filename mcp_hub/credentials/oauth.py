@@ -5,7 +5,6 @@ credential). authlib (on httpx2) does the protocol mechanics; this module decide
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import weakref
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from mcp_hub.credentials.discovery import (
 )
 from mcp_hub.credentials.netguard import GuardedTransport
 from mcp_hub.credentials.store import put_credential, read_payload, seal_payload
-from mcp_hub.crypto import Keyring, RowBinding
+from mcp_hub.crypto import Keyring, RowBinding, secret_hash
 from mcp_hub.errors import (
     NeedsReconnectError,
     NotConnectedError,
@@ -58,13 +57,9 @@ CALLBACK_COOKIE_PATH = CALLBACK_PATH
 PUBLIC_CLIENT = "none"
 
 
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def browser_cookie_name(state: str) -> str:
     """One cookie per flow (named after the state's hash), so two flows in one browser do not clash."""
-    return BROWSER_COOKIE_PREFIX + _sha256(state)[:16]
+    return BROWSER_COOKIE_PREFIX + secret_hash(state)[:16]
 
 
 def connect_url(hub: Hub, server_id: str) -> str:
@@ -135,8 +130,8 @@ async def start_authorization(
     now = utcnow()
     row = OAuthState(
         id=new_id(),
-        state_hash=_sha256(state),
-        browser_hash=_sha256(browser),
+        state_hash=secret_hash(state),
+        browser_hash=secret_hash(browser),
         user_id=user_id,
         server_id=server_id,
         client_id=client.client_id,
@@ -190,12 +185,12 @@ async def _claim_state(
     now = utcnow()
     async with transaction(hub.sessions) as session:
         row = await session.scalar(
-            select(OAuthState).where(OAuthState.state_hash == _sha256(state)).with_for_update()
+            select(OAuthState).where(OAuthState.state_hash == secret_hash(state)).with_for_update()
         )
         if row is None:
             raise OAuthFlowError("unknown sign-in state: start connecting again")
         presented = cookies.get(browser_cookie_name(state))
-        if presented is None or not secrets.compare_digest(_sha256(presented), row.browser_hash):
+        if presented is None or not secrets.compare_digest(secret_hash(presented), row.browser_hash):
             raise OAuthFlowError(
                 "this sign-in was started in another browser (or its cookie expired): start connecting again here"
             )
