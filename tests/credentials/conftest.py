@@ -62,7 +62,11 @@ INTROSPECTION_SECRET = "test-only-introspection-secret"
 @contextmanager
 def auth_server(access_ttl_seconds: int | None = None) -> Iterator[AuthServerProcess]:
     """Starts oidc_as.mjs; `access_ttl_seconds` shortens access-token lifetimes (default one hour)."""
-    env = {**os.environ, **({"ACCESS_TTL": str(access_ttl_seconds)} if access_ttl_seconds else {})}
+    env = {
+        **os.environ,
+        "PORT": "0",
+        **({"ACCESS_TTL": str(access_ttl_seconds)} if access_ttl_seconds else {}),
+    }
     process = subprocess.Popen(
         ["node", str(HERE / "oidc_as.mjs")],
         cwd=REPO,

@@ -27,6 +27,7 @@ import pytest
 from fastapi import FastAPI
 
 from mcp_hub.ui import CONTENT_SECURITY_POLICY, mount_ui
+from tests.credentials.conftest import auth_server
 from tests.gateway.clients import shttp_session, text_of
 from tests.mcp_peers.procs import everything_upstream
 
@@ -221,27 +222,8 @@ def authorization_server() -> Iterator[str]:
     _need(
         (ROOT / "node_modules" / "oidc-provider").is_dir(), "oidc-provider is not installed (make node-deps)"
     )
-    process = subprocess.Popen(
-        ["node", str(script)],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "0", "ACCESS_TTL": "7200"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("the oidc-provider authorization server did not start")
-        yield str(json.loads(line)["issuer"])
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    with auth_server(access_ttl_seconds=7200) as running:
+        yield running.issuer
 
 
 @pytest.fixture(scope="module")
