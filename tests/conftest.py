@@ -3,6 +3,7 @@ database per test, created from the migrations)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import uuid
@@ -61,27 +62,47 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def hub(settings: Settings) -> AsyncIterator[Hub]:
+async def migrate(settings: Settings) -> None:
+    """Brings the test database to the latest migration (PostgreSQL is never migrated by the app itself)."""
     from mcp_hub.store.engine import create_engine, upgrade
 
     engine = create_engine(settings.resolved_database_url)
     await upgrade(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[Hub]:
+    await migrate(settings)
     async with open_hub(settings) as opened:
         yield opened
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    from mcp_hub.store.engine import create_engine, upgrade
-
-    engine = create_engine(settings.resolved_database_url)
-    await upgrade(engine)  # PostgreSQL is never migrated by the app itself
-    await engine.dispose()
+    """The app with its lifespan run in one dedicated task: the lifespan holds anyio task groups (the
+    gateway's session manager), whose cancel scopes must be entered and exited by the same task, and
+    pytest-asyncio runs a fixture's setup and teardown as two different tasks."""
+    await migrate(settings)
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        async with application.router.lifespan_context(application):
+            started.set()
+            await stop.wait()
+
+    runner = asyncio.create_task(run_lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if runner.done():
+        waiter.cancel()
+        runner.result()  # a failed startup raises here
+    try:
         yield application
+    finally:
+        stop.set()
+        await runner
 
 
 @pytest.fixture

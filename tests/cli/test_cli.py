@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from mcp_hub.runtime import open_hub
 from mcp_hub.settings import Settings
 from mcp_hub.store.models import ApiKey, McpServer
 from mcp_hub.store.servers import read_secrets
+from tests.mcp_peers.procs import free_port
 
 RUNNER = CliRunner()
 MCP_HUB_BIN = Path(sys.executable).with_name("mcp-hub")
@@ -374,9 +374,7 @@ def test_installed_script_serves_a_ready_hub(tmp_path: Path) -> None:
     """`make run` in miniature: the console script's `serve` on a fresh data dir creates and migrates
     SQLite, /readyz says ready, and the configured admin key works. (One process: each pays the full
     import. Exit codes are checked in-process above, through the same typer app the script runs.)"""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     admin_key = "mcph_serve_admin_" + "s" * 32
     serve_env = {**os.environ, "MCP_HUB_DATA_DIR": str(tmp_path / "data"), "MCP_HUB_ADMIN_KEY": admin_key}
     process = subprocess.Popen(

@@ -4,7 +4,6 @@ hub allowed to reach loopback for OAuth (the operator allowlist), users with key
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -23,11 +22,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from mcp_hub.app import create_app
 from mcp_hub.crypto import generate_key_entry
 from mcp_hub.runtime import Hub
 from mcp_hub.settings import Settings
-from mcp_hub.store.engine import create_engine, transaction, upgrade
+from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import McpUserCredential, utcnow
 from tests.conftest import ADMIN_KEY
 
@@ -64,7 +62,11 @@ INTROSPECTION_SECRET = "test-only-introspection-secret"
 @contextmanager
 def auth_server(access_ttl_seconds: int | None = None) -> Iterator[AuthServerProcess]:
     """Starts oidc_as.mjs; `access_ttl_seconds` shortens access-token lifetimes (default one hour)."""
-    env = {**os.environ, **({"ACCESS_TTL": str(access_ttl_seconds)} if access_ttl_seconds else {})}
+    env = {
+        **os.environ,
+        "PORT": "0",
+        **({"ACCESS_TTL": str(access_ttl_seconds)} if access_ttl_seconds else {}),
+    }
     process = subprocess.Popen(
         ["node", str(HERE / "oidc_as.mjs")],
         cwd=REPO,
@@ -104,33 +106,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         admin_key=ADMIN_KEY,
         oauth_allowed_hosts=["127.0.0.1"],
     )
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan run in one dedicated task: the lifespan holds anyio task groups (the
-    gateway's session manager), which must be entered and exited in the same task, and a fixture's
-    setup and teardown run in different ones."""
-    engine = create_engine(settings.resolved_database_url)
-    await upgrade(engine)  # PostgreSQL is never migrated by the app itself
-    await engine.dispose()
-    application = create_app(settings)
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run() -> None:
-        async with application.router.lifespan_context(application):
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        waiter.cancel()
-        task.result()  # raises the startup error
-    yield application
-    stop.set()
-    await task
 
 
 def hub_of(app: FastAPI) -> Hub:

@@ -25,9 +25,10 @@ from mcp.shared.exceptions import MCPError
 from mcp_hub.credentials.store import read_payload
 from mcp_hub.runtime import Hub
 from mcp_hub.settings import Settings
-from mcp_hub.store.engine import create_engine, transaction, upgrade
+from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import McpServer, utcnow
 from mcp_hub.store.servers import read_secrets
+from tests.conftest import migrate
 from tests.credentials.conftest import (
     INTROSPECTION_CLIENT_ID,
     INTROSPECTION_SECRET,
@@ -80,9 +81,7 @@ def upstream(short_lived_as: AuthServerProcess) -> Iterator[str]:
 
 @pytest.fixture
 async def hub_server(settings: Settings) -> AsyncIterator[RunningHub]:
-    engine = create_engine(settings.resolved_database_url)
-    await upgrade(engine)  # PostgreSQL is never migrated by the app itself
-    await engine.dispose()
+    await migrate(settings)
     tuned = settings.model_copy(update={"oauth_refresh_skew_seconds": REFRESH_SKEW_SECONDS})
     async with serve_hub(tuned) as hub:
         yield hub

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +23,7 @@ from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import McpServer
 from mcp_hub.store.servers import read_secrets
 from tests.credentials.conftest import ADMIN, AuthServerProcess, credential_row, expire, hub_of
+from tests.mcp_peers.procs import free_port
 
 
 class Collect(logging.Handler):
@@ -33,12 +33,6 @@ class Collect(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_access_log_never_shows_the_callback_query(settings: Settings) -> None:

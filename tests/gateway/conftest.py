@@ -58,12 +58,10 @@ class RunningHub:
 
 
 @contextlib.asynccontextmanager
-async def serve_hub(settings: Settings) -> AsyncIterator[RunningHub]:
-    port = free_port()
-    settings = settings.model_copy(update={"port": port})
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+async def serve_uvicorn(app: FastAPI, port: int, **config: Any) -> AsyncIterator[uvicorn.Server]:
+    """`app` under uvicorn on 127.0.0.1:`port`, in an asyncio task of its own; waits up to 10 s for it to
+    start (a failed startup raises), stops it on exit. Yields the server (check `.started` if it matters)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(400):
@@ -72,15 +70,24 @@ async def serve_hub(settings: Settings) -> AsyncIterator[RunningHub]:
             await asyncio.sleep(0.025)
         if task.done():
             task.result()
+        yield server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def serve_hub(settings: Settings) -> AsyncIterator[RunningHub]:
+    port = free_port()
+    settings = settings.model_copy(update={"port": port})
+    app = create_app(settings)
+    async with serve_uvicorn(app, port, lifespan="on") as server:
         assert server.started, "hub did not start"
         url = f"http://127.0.0.1:{port}"
         async with httpx2.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         ) as admin:
             yield RunningHub(url=url, admin=admin, settings=settings, app=app)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture

@@ -3,20 +3,18 @@ SDK clients) allowed to reach loopback, with a small response cap so the size te
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from mcp_hub.crypto import generate_key_entry
 from mcp_hub.settings import Settings
 from tests.conftest import ADMIN_KEY
-from tests.gateway.conftest import RunningHub, serve_hub
+from tests.gateway.conftest import RunningHub, serve_hub, serve_uvicorn
 from tests.mcp_peers.procs import free_port
 from tests.openapi.rest_app import ApiState, create_rest_app
 
@@ -37,19 +35,8 @@ class RestApi:
 @contextlib.asynccontextmanager
 async def serve_app(app: FastAPI) -> AsyncIterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(400):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.025)
-        if task.done():
-            task.result()
+    async with serve_uvicorn(app, port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 from mcp_hub.cli import app as cli_app
 from mcp_hub.runtime import open_hub
 from mcp_hub.settings import Settings
-from mcp_hub.store.engine import create_engine, transaction, upgrade
+from mcp_hub.store.engine import transaction
 from mcp_hub.store.servers import get_server_by_name
+from tests.conftest import migrate
 from tests.gateway.clients import shttp_session
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.openapi.conftest import openapi_settings, serve_app
@@ -95,9 +96,7 @@ async def spec_host() -> AsyncIterator[SpecHost]:
 
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[RunningHub]:
-    engine = create_engine(settings.resolved_database_url)
-    await upgrade(engine)  # PostgreSQL is never migrated by the hub itself
-    await engine.dispose()
+    await migrate(settings)
     async with serve_hub(openapi_settings(settings)) as running:
         yield running
 

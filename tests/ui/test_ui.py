@@ -27,8 +27,9 @@ import pytest
 from fastapi import FastAPI
 
 from mcp_hub.ui import CONTENT_SECURITY_POLICY, mount_ui
+from tests.credentials.conftest import auth_server
 from tests.gateway.clients import shttp_session, text_of
-from tests.mcp_peers.procs import everything_upstream
+from tests.mcp_peers.procs import everything_upstream, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
@@ -182,13 +183,6 @@ def test_built_ui_has_no_inline_script() -> None:
 # --- end to end: a real hub, a real browser ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 PETSTORE_SPEC = {
     "openapi": "3.0.3",
     "info": {"title": "Petstore", "version": "1.0.0"},
@@ -221,27 +215,8 @@ def authorization_server() -> Iterator[str]:
     _need(
         (ROOT / "node_modules" / "oidc-provider").is_dir(), "oidc-provider is not installed (make node-deps)"
     )
-    process = subprocess.Popen(
-        ["node", str(script)],
-        cwd=ROOT,
-        env={**os.environ, "PORT": "0", "ACCESS_TTL": "7200"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("the oidc-provider authorization server did not start")
-        yield str(json.loads(line)["issuer"])
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    with auth_server(access_ttl_seconds=7200) as running:
+        yield running.issuer
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +225,7 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _need((DIST / "index.html").is_file(), "mcp_hub/ui_dist is not built")
     _need(_build_is_current(), "mcp_hub/ui_dist is older than the sources in ui/ (make ui)")
     data = tmp_path_factory.mktemp("hub-data")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_HUB_")}
     env.update(
         MCP_HUB_DATA_DIR=str(data),
