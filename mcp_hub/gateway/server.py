@@ -48,6 +48,7 @@ from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_publi
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
 from mcp_hub.upstream.pool import PooledSession, PoolKey, UpstreamPool
+from mcp_hub.upstream.session import Era, era_of, forwarded_meta
 from mcp_hub.upstream.target import UpstreamTarget, target_from_row
 
 log = logging.getLogger(__name__)
@@ -284,10 +285,11 @@ class Gateway:
         *,
         relay: CallRelay | None = None,
         deadline_seconds: float | None = None,
+        era: Era = "handshake",
     ) -> T:
         try:
             return await self.pool.call(
-                target, auth.user_id, operation, relay=relay, deadline_seconds=deadline_seconds
+                target, auth.user_id, operation, relay=relay, deadline_seconds=deadline_seconds, era=era
             )
         except UpstreamTimeoutError as exc:
             raise MCPError(code=types.REQUEST_TIMEOUT, message=exc.message) from None
@@ -299,35 +301,43 @@ class Gateway:
             # From the credential resolver. The message says what to do; it never carries a secret.
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
 
-    async def _key_for(self, target: UpstreamTarget, auth: AuthContext) -> PoolKey:
+    async def _key_for(self, target: UpstreamTarget, auth: AuthContext, era: Era) -> PoolKey:
         try:
-            return await self.pool.key_for(target, auth.user_id)
+            return await self.pool.key_for(target, auth.user_id, era)
         except NotConnectedError as exc:
             raise not_connected_error(exc) from None
         except HubError as exc:
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
 
     async def _fetch(
-        self, kind: ListKind, server: McpServer, auth: AuthContext, *, aggregate: bool
+        self, kind: ListKind, server: McpServer, auth: AuthContext, era: Era, *, aggregate: bool
     ) -> list[Any]:
         target = self._target(server)
         deadline = min(target.timeout_seconds, self.settings.list_deadline_seconds) if aggregate else None
-        items = await self._upstream(target, auth, _LISTERS[kind], deadline_seconds=deadline)
+        items = await self._upstream(target, auth, _LISTERS[kind], deadline_seconds=deadline, era=era)
         if kind == "tools":
             self.pool.health.listed_tools(server.id, len(items))
-        key = await self._key_for(target, auth)
+        key = await self._key_for(target, auth, era)
         self._listings[(kind, key)] = _Listing(items, time.monotonic())
         return items
 
-    async def _cached(self, kind: ListKind, server: McpServer, auth: AuthContext) -> list[Any] | None:
-        key = await self._key_for(self._target(server), auth)
+    async def _cached(
+        self, kind: ListKind, server: McpServer, auth: AuthContext, era: Era
+    ) -> list[Any] | None:
+        key = await self._key_for(self._target(server), auth, era)
         listing = self._listings.get((kind, key))
         if listing is None or time.monotonic() - listing.fetched_at > self.settings.listing_cache_seconds:
             return None
         return listing.items
 
     async def _gather(
-        self, kind: ListKind, servers: Sequence[McpServer], auth: AuthContext, *, use_cache: bool
+        self,
+        kind: ListKind,
+        servers: Sequence[McpServer],
+        auth: AuthContext,
+        era: Era,
+        *,
+        use_cache: bool,
     ) -> dict[str, list[Any]]:
         """Listings of every server, fetched concurrently; an upstream that fails or misses the listing
         deadline is logged and left out (fail open)."""
@@ -337,7 +347,7 @@ class Gateway:
         # a task group per call cost more than the lookups.
         for server in servers:
             try:
-                cached = await self._cached(kind, server, auth) if use_cache else None
+                cached = await self._cached(kind, server, auth, era) if use_cache else None
             except MCPError:
                 cached = None  # reported by `one` below, which meets the same error
             if cached is not None:
@@ -349,14 +359,14 @@ class Gateway:
 
         async def one(server: McpServer) -> None:
             try:
-                pending = self.pool.restart_pending(await self._key_for(self._target(server), auth))
+                pending = self.pool.restart_pending(await self._key_for(self._target(server), auth, era))
                 if pending > 0:
                     # It failed a moment ago: waiting for it would hold up every other upstream's answer.
                     log.warning(
                         "listing %s: upstream %s skipped, retried in %.1fs", kind, server.name, pending
                     )
                     return
-                results[server.id] = await self._fetch(kind, server, auth, aggregate=True)
+                results[server.id] = await self._fetch(kind, server, auth, era, aggregate=True)
             except MCPError as exc:
                 url = connect_url_of(exc)
                 if url is not None:
@@ -427,7 +437,9 @@ class Gateway:
         if single is not None:
             self._touch(ctx, auth, [single])
             try:
-                tools = await self._fetch("tools", single, auth, aggregate=False)
+                tools = await self._fetch(
+                    "tools", single, auth, era_of(ctx.protocol_version), aggregate=False
+                )
             except MCPError as exc:
                 url = connect_url_of(exc)
                 if url is None:
@@ -441,7 +453,8 @@ class Gateway:
         # Listings come from the cache: it is per upstream session (pool key), dropped when the upstream
         # says its tools changed (list_changed) or a new session to it opens, and otherwise kept for
         # `listing_cache_seconds`. Only upstreams missing from it are asked, all at once.
-        catalog = self._tool_catalog(auth, await self._gather("tools", servers, auth, use_cache=True))
+        listings = await self._gather("tools", servers, auth, era_of(ctx.protocol_version), use_cache=True)
+        catalog = self._tool_catalog(auth, listings)
         # Handed to the SDK in its wire form (its runner accepts a mapping as a handler's result): with
         # a thousand tools, dumping the models again on every listing was the largest part of it.
         # The envelope (result type, cache fields of newer revisions) is the model's own defaults.
@@ -462,10 +475,10 @@ class Gateway:
         self._public_tool_lists[id(catalog)] = (catalog, tools)
         return tools
 
-    async def _resolve_name(self, kind: ListKind, auth: AuthContext, name: str) -> Entry | None:
+    async def _resolve_name(self, kind: ListKind, auth: AuthContext, era: Era, name: str) -> Entry | None:
         servers = list(auth.servers.values())
         for use_cache in (True, False):
-            listings = await self._gather(kind, servers, auth, use_cache=use_cache)
+            listings = await self._gather(kind, servers, auth, era, use_cache=use_cache)
             if kind == "tools":
                 found = self._tool_catalog(auth, listings).get(name)
                 if found is not None:
@@ -479,7 +492,7 @@ class Gateway:
                     return entry
         return None
 
-    async def _route_tool(self, auth: AuthContext, name: str) -> tuple[McpServer, str]:
+    async def _route_tool(self, auth: AuthContext, era: Era, name: str) -> tuple[McpServer, str]:
         single = self._single(auth)
         if single is not None:
             if name != CONNECT_TOOL and not auth.tool_allowed(single, name):
@@ -487,7 +500,7 @@ class Gateway:
                     code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
                 )
             return single, name
-        entry = await self._resolve_name("tools", auth, name)
+        entry = await self._resolve_name("tools", auth, era, name)
         if entry is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
         server = _server_by_id(auth, entry.server_id)
@@ -502,11 +515,12 @@ class Gateway:
         self, ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         auth = self._auth(ctx)
-        server, tool_name = await self._route_tool(auth, params.name)
+        era = era_of(ctx.protocol_version)
+        server, tool_name = await self._route_tool(auth, era, params.name)
         self._touch(ctx, auth, [server])
         if tool_name == CONNECT_TOOL:
             try:
-                await self._key_for(self._target(server), auth)
+                await self._key_for(self._target(server), auth, era)
             except MCPError as exc:
                 url = connect_url_of(exc)
                 if url is None:
@@ -525,6 +539,7 @@ class Gateway:
                 arguments=params.arguments,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
+                _meta=forwarded_meta(ctx.protocol_version, ctx.meta),
             )
         )
 
@@ -535,7 +550,9 @@ class Gateway:
                 request, _CALL_TOOL_RESULT, progress_callback=forward_progress if wants_progress else None
             )
 
-        result = _deliverable(ctx, await self._upstream(self._target(server), auth, call, relay=relay))
+        result = _deliverable(
+            ctx, await self._upstream(self._target(server), auth, call, relay=relay, era=era)
+        )
         if auth.path_server is not None or isinstance(result, types.InputRequiredResult):
             return result
         return result.model_copy(
@@ -552,11 +569,15 @@ class Gateway:
         if single is not None:
             self._touch(ctx, auth, [single])
             return types.ListResourcesResult(
-                resources=await self._fetch("resources", single, auth, aggregate=False)
+                resources=await self._fetch(
+                    "resources", single, auth, era_of(ctx.protocol_version), aggregate=False
+                )
             )
         servers = list(auth.servers.values())
         self._touch(ctx, auth, servers)
-        listings = await self._gather("resources", servers, auth, use_cache=False)
+        listings = await self._gather(
+            "resources", servers, auth, era_of(ctx.protocol_version), use_cache=False
+        )
         resources = [
             resource.model_copy(update={"uri": public_uri(server.alias, str(resource.uri))})
             for server in servers
@@ -571,11 +592,15 @@ class Gateway:
         single = self._single(auth)
         if single is not None:
             self._touch(ctx, auth, [single])
-            templates = await self._fetch("templates", single, auth, aggregate=False)
+            templates = await self._fetch(
+                "templates", single, auth, era_of(ctx.protocol_version), aggregate=False
+            )
             return types.ListResourceTemplatesResult(resource_templates=templates)
         servers = list(auth.servers.values())
         self._touch(ctx, auth, servers)
-        listings = await self._gather("templates", servers, auth, use_cache=False)
+        listings = await self._gather(
+            "templates", servers, auth, era_of(ctx.protocol_version), use_cache=False
+        )
         templates = [
             template.model_copy(update={"uri_template": public_uri(server.alias, template.uri_template)})
             for server in servers
@@ -602,7 +627,10 @@ class Gateway:
 
         request = types.ReadResourceRequest(
             params=types.ReadResourceRequestParams(
-                uri=uri, input_responses=params.input_responses, request_state=params.request_state
+                uri=uri,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                _meta=forwarded_meta(ctx.protocol_version, ctx.meta),
             )
         )
 
@@ -610,7 +638,14 @@ class Gateway:
             return await session.send_request(request, _READ_RESOURCE_RESULT)
 
         result = _deliverable(
-            ctx, await self._upstream(self._target(server), auth, read, relay=CallRelay(ctx, owner_of(ctx)))
+            ctx,
+            await self._upstream(
+                self._target(server),
+                auth,
+                read,
+                relay=CallRelay(ctx, owner_of(ctx)),
+                era=era_of(ctx.protocol_version),
+            ),
         )
         if auth.path_server is not None or isinstance(result, types.InputRequiredResult):
             return result
@@ -625,7 +660,7 @@ class Gateway:
         server, uri = self._route_uri(auth, str(params.uri))
         downstream = self._touch(ctx, auth, [server])
         target = self._target(server)
-        key = await self._key_for(target, auth)
+        key = await self._key_for(target, auth, "handshake")
         subscribers = self._upstream_subscribers.setdefault((key, uri), set())
         if not subscribers:
             await self._upstream(
@@ -647,7 +682,7 @@ class Gateway:
         downstream = self._touch(ctx, auth, [server])
         downstream.subscriptions.discard((server.id, uri))
         target = self._target(server)
-        key = await self._key_for(target, auth)
+        key = await self._key_for(target, auth, "handshake")
         subscribers = self._upstream_subscribers.get((key, uri))
         if subscribers is None or owner_of(ctx) not in subscribers:
             return types.EmptyResult()
@@ -691,11 +726,13 @@ class Gateway:
         if single is not None:
             self._touch(ctx, auth, [single])
             return types.ListPromptsResult(
-                prompts=await self._fetch("prompts", single, auth, aggregate=False)
+                prompts=await self._fetch(
+                    "prompts", single, auth, era_of(ctx.protocol_version), aggregate=False
+                )
             )
         servers = list(auth.servers.values())
         self._touch(ctx, auth, servers)
-        listings = await self._gather("prompts", servers, auth, use_cache=False)
+        listings = await self._gather("prompts", servers, auth, era_of(ctx.protocol_version), use_cache=False)
         prompts = {
             entry: prompt
             for s in servers
@@ -707,11 +744,11 @@ class Gateway:
             prompts=[prompts[entry].model_copy(update={"name": name}) for name, entry in catalog.items()]
         )
 
-    async def _route_prompt(self, auth: AuthContext, name: str) -> tuple[McpServer, str]:
+    async def _route_prompt(self, auth: AuthContext, era: Era, name: str) -> tuple[McpServer, str]:
         single = self._single(auth)
         if single is not None:
             return single, name
-        entry = await self._resolve_name("prompts", auth, name)
+        entry = await self._resolve_name("prompts", auth, era, name)
         if entry is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         return _server_by_id(auth, entry.server_id), entry.name
@@ -720,7 +757,8 @@ class Gateway:
         self, ctx: Ctx, params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
         auth = self._auth(ctx)
-        server, name = await self._route_prompt(auth, params.name)
+        era = era_of(ctx.protocol_version)
+        server, name = await self._route_prompt(auth, era, params.name)
         self._touch(ctx, auth, [server])
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(
@@ -728,6 +766,7 @@ class Gateway:
                 arguments=params.arguments,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
+                _meta=forwarded_meta(ctx.protocol_version, ctx.meta),
             )
         )
         result = _deliverable(
@@ -737,6 +776,7 @@ class Gateway:
                 auth,
                 lambda s: s.send_request(request, _GET_PROMPT_RESULT),
                 relay=CallRelay(ctx, owner_of(ctx)),
+                era=era,
             ),
         )
         if auth.path_server is not None or isinstance(result, types.InputRequiredResult):
@@ -749,10 +789,11 @@ class Gateway:
 
     async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
         auth = self._auth(ctx)
+        era = era_of(ctx.protocol_version)
         ref = params.ref
         server: McpServer
         if isinstance(ref, types.PromptReference):
-            server, name = await self._route_prompt(auth, ref.name)
+            server, name = await self._route_prompt(auth, era, ref.name)
             upstream_ref: types.PromptReference | types.ResourceTemplateReference = ref.model_copy(
                 update={"name": name}
             )
@@ -764,11 +805,14 @@ class Gateway:
         # which the upstream session (its own protocol revision) must not see.
         request = types.CompleteRequest(
             params=types.CompleteRequestParams(
-                ref=upstream_ref, argument=params.argument, context=params.context
+                ref=upstream_ref,
+                argument=params.argument,
+                context=params.context,
+                _meta=forwarded_meta(ctx.protocol_version, ctx.meta),
             )
         )
         return await self._upstream(
-            self._target(server), auth, lambda s: s.send_request(request, types.CompleteResult)
+            self._target(server), auth, lambda s: s.send_request(request, types.CompleteResult), era=era
         )
 
     # --- logging ---------------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ a call holds it (eviction waits for `in_flight == 0`); at shutdown everything is
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -23,6 +24,7 @@ import anyio
 import anyio.abc
 import mcp_types as types
 from mcp.client.session import ClientRequestContext, ClientSession
+from mcp.client.subscriptions import SubscriptionLost, listen
 from mcp.shared._stream_protocols import ReadStream
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
@@ -33,12 +35,18 @@ from mcp_hub.upstream.connectors import InProcessConnector, open_transport
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.health import HealthBook
 from mcp_hub.upstream.relay import DownstreamRelay
+from mcp_hub.upstream.session import Era, UpstreamSession, negotiate
 from mcp_hub.upstream.target import UpstreamTarget
 from mcp_hub.upstream.wire import WirePool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A 2026-07-28 upstream's change-notification stream that broke is opened again after this long,
+# doubling up to the maximum.
+LISTEN_RETRY_INITIAL_SECONDS = 1.0
+LISTEN_RETRY_MAX_SECONDS = 60.0
 
 # Unsolicited upstream notifications (list_changed, resources/updated): (server id, notification).
 NotificationSink = Callable[[str, types.ServerNotification], Awaitable[None]]
@@ -51,6 +59,8 @@ class PoolKey:
     server_id: str
     fingerprint: str
     identity: str
+    # The downstream clients it serves: handshake revisions or 2026-07-28 (mcp_hub.upstream.session).
+    era: Era = "handshake"
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class PooledSession:
         self._credential = credential
         self._settings = settings
         self._sink = sink
-        self.session: ClientSession | None = None
+        self.session: UpstreamSession | None = None
         self.error: BaseException | None = None
         self.ready = anyio.Event()
         self.done = anyio.Event()
@@ -153,7 +163,7 @@ class PooledSession:
                     openapi=self._openapi,
                     wire=self._wire,
                 )
-                session = ClientSession(
+                session = UpstreamSession(
                     _WatchedReadStream(read, self._on_stream_end),
                     write,
                     sampling_callback=self._on_sampling,
@@ -165,15 +175,23 @@ class PooledSession:
                 )
                 await stack.enter_async_context(session)
                 with anyio.fail_after(self._settings.connect_timeout):
-                    await session.initialize()
+                    await negotiate(session, self.key.era)
                 if self._on_open is not None:
                     # Before the session is handed out, so nothing races the restored state.
                     await self._restore(session)
                 self.session = session
                 self.started_at = self.last_used = time.monotonic()
                 self.ready.set()
-                log.info("upstream %s: session open (%s)", self.target.name, self.target.transport)
-                await self._stop.wait()
+                log.info(
+                    "upstream %s: session open (%s, %s)",
+                    self.target.name,
+                    self.target.transport,
+                    session.protocol_version,
+                )
+                if session.modern:
+                    await self._listen_until_stopped(session)
+                else:
+                    await self._stop.wait()
         except TimeoutError as exc:
             self.error = exc
             log.warning(
@@ -195,6 +213,70 @@ class PooledSession:
             self.ready.set()
             self.done.set()
             log.info("upstream %s: session closed", self.target.name)
+
+    async def _listen_until_stopped(self, session: UpstreamSession) -> None:
+        """A 2026-07-28 upstream tells of changed lists only on a `subscriptions/listen` stream (it has no
+        session to notify later), so one stays open for as long as this session. Its events reach
+        `_on_message` like any notification, which drops the listings cached from this session."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._listen, session)
+            await self._stop.wait()
+            tg.cancel_scope.cancel()
+
+    async def _listen(self, session: UpstreamSession) -> None:
+        capabilities = session.server_capabilities
+        if capabilities is None:
+            return
+        wanted = {
+            "tools_list_changed": bool(capabilities.tools and capabilities.tools.list_changed),
+            "prompts_list_changed": bool(capabilities.prompts and capabilities.prompts.list_changed),
+            "resources_list_changed": bool(capabilities.resources and capabilities.resources.list_changed),
+        }
+        if not any(wanted.values()):
+            return
+        delay = LISTEN_RETRY_INITIAL_SECONDS
+        for attempt in itertools.count():
+            try:
+                async with listen(
+                    session,
+                    tools_list_changed=wanted["tools_list_changed"],
+                    prompts_list_changed=wanted["prompts_list_changed"],
+                    resources_list_changed=wanted["resources_list_changed"],
+                ) as subscription:
+                    delay = LISTEN_RETRY_INITIAL_SECONDS
+                    if attempt > 0:
+                        # No replay across streams: whatever changed in between is announced now.
+                        await self._announce_changed(wanted)
+                    async for _ in subscription:
+                        pass  # each event was also handed to `_on_message`
+                problem = "the upstream ended the stream"
+            except MCPError as exc:
+                if exc.code == types.METHOD_NOT_FOUND:
+                    return  # it does not serve change notifications at all
+                problem = exc.message
+            except (SubscriptionLost, TimeoutError) as exc:
+                problem = str(exc) or type(exc).__name__
+            log.info(
+                "upstream %s: change notifications interrupted (%s), listening again in %.0fs",
+                self.target.name,
+                problem,
+                delay,
+            )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, LISTEN_RETRY_MAX_SECONDS)
+
+    async def _announce_changed(self, wanted: dict[str, bool]) -> None:
+        if self._sink is None:
+            return
+        changes: list[types.ServerNotification] = []
+        if wanted["tools_list_changed"]:
+            changes.append(types.ToolListChangedNotification())
+        if wanted["prompts_list_changed"]:
+            changes.append(types.PromptListChangedNotification())
+        if wanted["resources_list_changed"]:
+            changes.append(types.ResourceListChangedNotification())
+        for change in changes:
+            await self._sink(self.target.server_id, change)
 
     async def _restore(self, session: ClientSession) -> None:
         assert self._on_open is not None
@@ -232,7 +314,7 @@ class PooledSession:
     # --- calls ---------------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, relay: DownstreamRelay | None) -> AsyncIterator[ClientSession]:
+    async def lease(self, relay: DownstreamRelay | None) -> AsyncIterator[UpstreamSession]:
         if self.session is None or self.dead:
             raise UpstreamError(f"upstream {self.target.name!r} is not connected")
         self.in_flight += 1
@@ -339,6 +421,8 @@ class UpstreamPool:
         self.wire = WirePool()
         self._sessions: dict[PoolKey, PooledSession] = {}
         self._crashes: dict[tuple[str, str], _CrashRecord] = {}
+        # (server id, config fingerprint) of upstreams that do not speak 2026-07-28.
+        self._handshake_only: set[tuple[str, str]] = set()
         # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
         self._pins: dict[PoolKey, int] = {}
         self._open_lock = anyio.Lock()
@@ -409,10 +493,24 @@ class UpstreamPool:
         delay = min(self.settings.backoff_max, self.settings.backoff_initial * float(2 ** (record.count - 1)))
         return max(0.0, record.last + delay - time.monotonic())
 
-    async def key_for(self, target: UpstreamTarget, user_id: str | None) -> PoolKey:
+    async def key_for(self, target: UpstreamTarget, user_id: str | None, era: Era = "handshake") -> PoolKey:
         """The pool key a caller's requests to `target` use (caches keyed by it follow the credential)."""
         credential = await self.resolver.resolve(user_id, target)
-        return PoolKey(target.server_id, target.fingerprint, credential.identity)
+        return self._key(target, credential, era)
+
+    def _key(self, target: UpstreamTarget, credential: ResolvedCredential, era: Era) -> PoolKey:
+        if era == "modern" and not self._speaks_modern(target):
+            era = "handshake"
+        return PoolKey(target.server_id, target.fingerprint, credential.identity, era)
+
+    def _speaks_modern(self, target: UpstreamTarget) -> bool:
+        """Whether 2026-07-28 clients get an upstream session of their own revision. Streamable HTTP and
+        stdio upstreams may speak it (negotiated when the session opens); the legacy SSE transport and
+        the hub's in-process OpenAPI servers are handshake-only. An upstream that answered a discover
+        with the handshake is remembered, so its clients of both eras share one session (one process)."""
+        if target.openapi is not None or target.transport not in ("http", "stdio"):
+            return False
+        return (target.server_id, target.fingerprint) not in self._handshake_only
 
     def restart_pending(self, key: PoolKey) -> float:
         """Seconds until an upstream that failed may be tried again (0 when it is up or may be tried).
@@ -422,11 +520,13 @@ class UpstreamPool:
             return 0.0
         return self._backoff_delay((key.server_id, key.identity))
 
-    async def acquire(self, target: UpstreamTarget, user_id: str | None) -> PooledSession:
+    async def acquire(
+        self, target: UpstreamTarget, user_id: str | None, era: Era = "handshake"
+    ) -> PooledSession:
         """A live session for this caller's credential on `target`, opened if needed. Waits out the
         restart backoff of a crashed upstream; the caller's deadline bounds the wait."""
         credential = await self.resolver.resolve(user_id, target)
-        key = PoolKey(target.server_id, target.fingerprint, credential.identity)
+        key = self._key(target, credential, era)
         while True:
             pooled = self._sessions.get(key)
             if pooled is not None and pooled.dead:
@@ -440,6 +540,8 @@ class UpstreamPool:
                 pooled = await self._open(key, target, credential)
             await pooled.ready.wait()
             if pooled.session is not None and not pooled.dead:
+                if key.era == "modern" and not pooled.session.modern:
+                    self._file_as_handshake(pooled)
                 pooled.last_used = time.monotonic()
                 if opened_here:  # not on every call: this is the hot path
                     self.health.connected(target.server_id)
@@ -452,6 +554,16 @@ class UpstreamPool:
             )
             self.health.failed(target.server_id, error.message)
             raise error
+
+    def _file_as_handshake(self, pooled: PooledSession) -> None:
+        """A session opened for 2026-07-28 clients fell back to the handshake: the upstream does not
+        speak that revision. From now on clients of both eras share its handshake session."""
+        self._handshake_only.add((pooled.key.server_id, pooled.key.fingerprint))
+        handshake_key = replace(pooled.key, era="handshake")
+        if self._sessions.get(pooled.key) is pooled and handshake_key not in self._sessions:
+            del self._sessions[pooled.key]
+            pooled.key = handshake_key
+            self._sessions[handshake_key] = pooled
 
     def close_server(self, server_id: str) -> None:
         """Closes the idle sessions of one server (one in use is left to the idle reaper: a session is
@@ -518,19 +630,21 @@ class UpstreamPool:
         self,
         target: UpstreamTarget,
         user_id: str | None,
-        operation: Callable[[ClientSession], Awaitable[T]],
+        operation: Callable[[UpstreamSession], Awaitable[T]],
         *,
         relay: DownstreamRelay | None = None,
         deadline_seconds: float | None = None,
+        era: Era = "handshake",
     ) -> T:
         """Runs `operation` on a pooled session within the upstream's total deadline (connecting,
-        waiting out a restart backoff and the call itself all count)."""
+        waiting out a restart backoff and the call itself all count). `era`: the revision family of the
+        downstream client the call is made for (see mcp_hub.upstream.session)."""
         deadline = deadline_seconds if deadline_seconds is not None else target.timeout_seconds
         try:
             with anyio.fail_after(deadline):
                 for attempt in range(2):
                     try:
-                        return await self._call_once(target, user_id, operation, relay)
+                        return await self._call_once(target, user_id, operation, relay, era)
                     except CredentialRejectedError as exc:
                         if attempt > 0 or exc.credential.on_rejected is None:
                             raise
@@ -552,12 +666,13 @@ class UpstreamPool:
         self,
         target: UpstreamTarget,
         user_id: str | None,
-        operation: Callable[[ClientSession], Awaitable[T]],
+        operation: Callable[[UpstreamSession], Awaitable[T]],
         relay: DownstreamRelay | None,
+        era: Era,
     ) -> T:
         """One attempt. Raises CredentialRejectedError when the upstream answered 401 and
         _SessionGoneError when it forgot the session; both are safe to retry (the request did not run)."""
-        pooled = await self.acquire(target, user_id)
+        pooled = await self.acquire(target, user_id, era)
         try:
             async with pooled.lease(relay) as session:
                 return await operation(session)

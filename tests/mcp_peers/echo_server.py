@@ -106,9 +106,32 @@ async def roots(ctx: Context) -> str:
 
 @mcp.tool()
 async def touch_tools(ctx: Context) -> str:
-    # Handshake-era clients (the hub's upstream sessions) get list_changed on the session itself.
+    # Handshake-era clients get list_changed on their session; 2026-07-28 clients on the
+    # subscriptions/listen streams they hold (the SDK drops the other spelling in each era).
     await ctx.session.send_tool_list_changed()
+    await ctx.notify_tools_changed()
     return "notified"
+
+
+@mcp.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Adds a tool called `name` (answering its own name), then says the tool list changed."""
+
+    def grown() -> str:
+        return name
+
+    mcp.add_tool(grown, name=name)
+    await ctx.session.send_tool_list_changed()
+    await ctx.notify_tools_changed()
+    return f"added {name}"
+
+
+@mcp.tool()
+def protocol(ctx: Context) -> str:
+    """The protocol revision of this request and the capabilities its client declared."""
+    capabilities = ctx.client_capabilities
+    declared = capabilities.model_dump(by_alias=True, exclude_none=True) if capabilities else None
+    return json.dumps({"version": ctx.protocol_version, "capabilities": declared})
 
 
 @mcp.tool()
