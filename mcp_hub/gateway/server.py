@@ -44,6 +44,7 @@ from mcp_hub.gateway.connect import (
     supports_url_elicitation,
     url_elicitation_required,
 )
+from mcp_hub.gateway.listen import ChangeKind, ChangeListeners
 from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_public_uri
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
@@ -161,7 +162,24 @@ class CallRelay:
 
 
 class HubServer(Server[Any]):
-    """Advertises list_changed for tools, resources and prompts: the hub relays the upstreams' ones."""
+    """Advertises list_changed for tools, resources and prompts: the hub relays the upstreams' ones
+    (on 2026-07-28 through `subscriptions/listen`, which does not carry resource subscriptions here)."""
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
+        if protocol_version in MODERN_PROTOCOL_VERSIONS and capabilities.resources is not None:
+            resources = capabilities.resources.model_copy(update={"subscribe": False})
+            capabilities = capabilities.model_copy(update={"resources": resources})
+        return capabilities
 
     def create_initialization_options(
         self,
@@ -190,6 +208,7 @@ class Gateway:
         self._public_tool_lists: dict[int, tuple[dict[str, tuple[Entry, Any]], list[dict[str, Any]]]] = {}
         self._downstream: dict[str, _Downstream] = {}
         self._upstream_subscribers: dict[tuple[PoolKey, str], set[str]] = {}
+        self.listeners = ChangeListeners()
         self._tg: anyio.abc.TaskGroup | None = None
         pool.sink = self._on_upstream_notification
         pool.on_open = self._restore_subscriptions
@@ -212,6 +231,9 @@ class Gateway:
         # but clients on 2025 revisions still use it and the hub relays it.
         self.server.add_request_handler(
             "logging/setLevel", types.SetLevelRequestParams, self._set_logging_level
+        )
+        self.server.add_request_handler(
+            "subscriptions/listen", types.SubscriptionsListenRequestParams, self._listen
         )
 
     @asynccontextmanager
@@ -846,6 +868,13 @@ class Gateway:
 
     # --- unsolicited upstream notifications --------------------------------------------------------------
 
+    async def _listen(
+        self, ctx: Ctx, params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        auth = self._auth(ctx)
+        server_ids = frozenset(server.id for server in auth.servers.values())
+        return await self.listeners.serve(ctx, server_ids, params)
+
     async def _on_upstream_notification(self, server_id: str, notification: types.ServerNotification) -> None:
         if isinstance(notification, types.ResourceUpdatedNotification):
             await self._relay_resource_updated(server_id, str(notification.params.uri))
@@ -858,6 +887,7 @@ class Gateway:
                 k for k in self._listings if k[0] == listing_kind and k[1].server_id == server_id
             ]:
                 del self._listings[cache_key]
+        self.listeners.changed(server_id, kind)
         for owner, downstream in list(self._downstream.items()):
             if server_id in downstream.aliases:
                 downstream.pending.add(kind)
@@ -1018,7 +1048,7 @@ _LISTERS: dict[ListKind, Callable[[ClientSession], Awaitable[list[Any]]]] = {
     "prompts": _list_prompts_of,
 }
 
-_LIST_CHANGED_KINDS: dict[type, str] = {
+_LIST_CHANGED_KINDS: dict[type, ChangeKind] = {
     types.ToolListChangedNotification: "tools",
     types.ResourceListChangedNotification: "resources",
     types.PromptListChangedNotification: "prompts",

@@ -31,10 +31,12 @@ requires_everything = pytest.mark.skipif(
 
 
 @asynccontextmanager
-async def modern_client(url: str, key: str) -> AsyncIterator[Client]:
-    """The SDK's 2026-07-28 client (no sampling, elicitation or roots callbacks: it declares none)."""
+async def modern_client(url: str, key: str, mode: str = MODERN, **options: Any) -> AsyncIterator[Client]:
+    """The SDK's 2026-07-28 client (no sampling, elicitation or roots callbacks: it declares none).
+    `mode="auto"` makes it ask the server with `server/discover` first."""
     http = httpx2.AsyncClient(headers=auth_headers(key), timeout=httpx2.Timeout(30, read=300))
-    async with http, Client(streamable_http_client(url, http_client=http), mode=MODERN, cache=None) as client:
+    transport = streamable_http_client(url, http_client=http)
+    async with http, Client(transport, mode=mode, cache=None, **options) as client:
         yield client
 
 
@@ -110,3 +112,67 @@ async def test_a_handshake_only_upstream_serves_both_eras_on_one_session(hub_ser
     sessions = [pooled for pooled in pool.sessions() if pooled.target.name == "everything"]
     assert len(sessions) == 1
     assert sessions[0].session is not None and sessions[0].session.protocol_version == "2025-11-25"
+
+
+async def test_modern_clients_listen_on_the_hub_for_list_changes(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """2026-07-28 clients hear of changed lists through subscriptions/listen on the hub, and only of
+    servers their key may use."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    # Another upstream process: `grow` on `echo` changes nothing there.
+    await hub_server.add_server(
+        "other",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
+    )
+    user = await hub_server.add_user("lea")
+    key = await hub_server.add_key(user)
+    other_only = await hub_server.add_key(user, allowed_servers=["other"])
+    async with (
+        modern_client(f"{hub_server.url}/mcp", key, mode="auto") as client,
+        modern_client(f"{hub_server.url}/mcp", other_only) as outsider,
+    ):
+        assert client.protocol_version == MODERN
+        capabilities = client.server_capabilities
+        assert capabilities is not None and capabilities.tools is not None and capabilities.tools.list_changed
+        # Resource subscriptions are not offered on this revision, and the hub does not claim them.
+        assert capabilities.resources is not None and not capabilities.resources.subscribe
+        async with (
+            client.listen(tools_list_changed=True, resource_subscriptions=["mcp-hub://echo/x"]) as sub,
+            outsider.listen(tools_list_changed=True) as outsider_sub,
+        ):
+            assert sub.honored.tools_list_changed and not sub.honored.resource_subscriptions
+            assert text_of(await client.call_tool("echo__grow", {"name": "listened"})) == "added listened"
+            with anyio.fail_after(5):
+                event = await sub.__anext__()
+            assert type(event).__name__ == "ToolsListChanged"
+            assert "echo__listened" in {tool.name for tool in (await client.list_tools()).tools}
+            with anyio.move_on_after(0.5) as quiet:
+                await outsider_sub.__anext__()
+            assert quiet.cancelled_caught, "a key without access to `echo` heard of its change"
+
+
+async def test_modern_clients_get_log_messages_only_at_the_level_they_ask_for(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """On 2026-07-28, log messages are opt-in per request: the hub passes each request's level on to
+    the upstream, which sends at that level and above, and nothing without it."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("lou"))
+    for level, expected in (("info", ["said at info"]), ("warning", []), (None, [])):
+        received: list[str] = []
+
+        async def on_log(params: types.LoggingMessageNotificationParams, into: list[str] = received) -> None:
+            into.append(str(params.data))
+
+        async with modern_client(
+            f"{hub_server.url}/mcp", key, log_level=level, logging_callback=on_log
+        ) as client:
+            assert text_of(await client.call_tool("echo__log", {"message": "said at info"})) == "logged"
+            # Notifications are handled in tasks of their own: give them a moment either way.
+            with anyio.move_on_after(2 if expected else 0.3):
+                while len(received) <= len(expected):
+                    await anyio.sleep(0.02)
+        assert received == expected, level

@@ -1,0 +1,108 @@
+"""`subscriptions/listen` for 2026-07-28 clients: how they hear that an upstream's tools, prompts or
+resources changed (their revision has no session to notify later).
+
+One listen request is one stream: the acknowledgment first, then a notification each time an upstream
+the caller may use announces a change of a requested kind (handshake upstreams on their session,
+2026-07-28 upstreams on the hub's own listen stream to them, see mcp_hub.upstream.pool). Changes that
+arrive while a notification is being written are folded into the next one. Resource subscriptions are
+not offered on this revision (the acknowledgment leaves them out, and the hub does not advertise
+`resources.subscribe` to such clients).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
+
+ChangeKind = Literal["tools", "prompts", "resources"]
+
+_NOTIFICATIONS: dict[
+    ChangeKind,
+    type[types.ToolListChangedNotification]
+    | type[types.PromptListChangedNotification]
+    | type[types.ResourceListChangedNotification],
+] = {
+    "tools": types.ToolListChangedNotification,
+    "prompts": types.PromptListChangedNotification,
+    "resources": types.ResourceListChangedNotification,
+}
+
+# Open listen streams per hub process; each holds one request (and, over HTTP, one connection).
+MAX_LISTENERS = 1024
+
+
+@dataclass(eq=False)
+class _Listener:
+    server_ids: frozenset[str]
+    kinds: frozenset[ChangeKind]
+    pending: set[ChangeKind] = field(default_factory=set)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+
+
+class ChangeListeners:
+    def __init__(self) -> None:
+        self._listeners: set[_Listener] = set()
+
+    def changed(self, server_id: str, kind: ChangeKind) -> None:
+        """An upstream announced a change: every listener that may see that server and asked for the
+        kind is woken (a listener never learns of servers outside its caller's access)."""
+        for listener in self._listeners:
+            if server_id in listener.server_ids and kind in listener.kinds:
+                listener.pending.add(kind)
+                listener.wake.set()
+
+    async def serve(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        server_ids: frozenset[str],
+        params: types.SubscriptionsListenRequestParams,
+    ) -> types.SubscriptionsListenResult:
+        request_id = ctx.request_id
+        if request_id is None:
+            raise MCPError(types.INVALID_REQUEST, "subscriptions/listen requires a request id")
+        if len(self._listeners) >= MAX_LISTENERS:
+            raise MCPError(types.INTERNAL_ERROR, "too many open listen streams on this hub; try again later")
+        wanted = params.notifications
+        asked: dict[ChangeKind, bool | None] = {
+            "tools": wanted.tools_list_changed,
+            "prompts": wanted.prompts_list_changed,
+            "resources": wanted.resources_list_changed,
+        }
+        kinds = frozenset(kind for kind, yes in asked.items() if yes)
+        honored = types.SubscriptionFilter(
+            tools_list_changed=True if "tools" in kinds else None,
+            prompts_list_changed=True if "prompts" in kinds else None,
+            resources_list_changed=True if "resources" in kinds else None,
+        )
+        meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: request_id}
+        listener = _Listener(server_ids, kinds)
+        # Registered before the acknowledgment, so a change during its write is not lost.
+        self._listeners.add(listener)
+        try:
+            await ctx.session.send_notification(
+                types.SubscriptionsAcknowledgedNotification(
+                    params=types.SubscriptionsAcknowledgedNotificationParams(
+                        notifications=honored, _meta=meta
+                    )
+                ),
+                related_request_id=request_id,
+            )
+            while kinds:
+                await listener.wake.wait()
+                listener.wake = anyio.Event()
+                changed, listener.pending = sorted(listener.pending), set()
+                for kind in changed:
+                    await ctx.session.send_notification(
+                        _NOTIFICATIONS[kind](params=types.NotificationParams(_meta=meta)),
+                        related_request_id=request_id,
+                    )
+            # Nothing this hub can deliver was asked for: the stream ends at once, gracefully.
+        finally:
+            self._listeners.discard(listener)
+        return types.SubscriptionsListenResult(_meta=meta)
