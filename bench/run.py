@@ -1,7 +1,7 @@
 """One command, one run, side by side: an echo `tools/call` direct to a Python SDK upstream, through the hub at
 `/mcp/{server}` and at `/mcp`, and through FastMCP's proxy on one shared, already-connected upstream client.
 
-    python -m bench.run                 # or: make bench      (about 2.5 minutes with the defaults)
+    python -m bench.run                 # or: make bench      (about 6 minutes with the defaults: both eras)
     python -m bench.run --duration 5 --concurrency 1 8 32 --era legacy --out bench-results.md
 
 Servers (upstream, hub, FastMCP proxy) are pinned to core 0 and the load to core 1 (`taskset`), so CPU time
@@ -471,7 +471,7 @@ async def hub_extras(args: argparse.Namespace, hub: Target, workdir: Path, procs
         extras.list_servers = args.many_servers
         timings: list[float] = []
         try:
-            async with client_for(hub, args.era) as client:
+            async with client_for(hub, args.era[0]) as client:
                 for round_ in range(WARM_LISTS + args.list_rounds):
                     began = time.perf_counter()
                     listed = await client.list_tools()
@@ -562,7 +562,9 @@ def render_extras(extras: HubExtras | None, args: argparse.Namespace) -> str:
 # ---- the run ----------------------------------------------------------------------------------------------
 
 
-async def hub_targets(hub: Proc, port: int, upstream_url: str, admin_key: str, era: str) -> list[Target]:
+async def hub_targets(
+    hub: Proc, port: int, upstream_url: str, admin_key: str, eras: Sequence[str]
+) -> list[Target]:
     """Register the upstream through the admin API, then probe /mcp/echo and /mcp."""
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {admin_key}"}
@@ -581,8 +583,17 @@ async def hub_targets(hub: Proc, port: int, upstream_url: str, admin_key: str, e
             target.unavailable = reason
         return targets
     for target in targets:
-        target.unavailable = await check_echo(target, era)
+        target.unavailable = await check_eras(target, eras)
     return targets
+
+
+async def check_eras(target: Target, eras: Sequence[str]) -> str | None:
+    """The first era in which `target` does not answer an echo call, and why; None when all do."""
+    for era in eras:
+        problem = await check_echo(target, era)
+        if problem:
+            return f"era {era}: {problem}"
+    return None
 
 
 def fmt_load(load: tuple[float, float, float]) -> str:
@@ -598,10 +609,11 @@ def render(
     results: dict[tuple[str, str, int], Cell],
     concurrency: list[int],
     args: argparse.Namespace,
+    era: str,
 ) -> str:
     lines = [
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: era {args.era} "
-        f"({LEGACY_VERSION if args.era == 'legacy' else MODERN_VERSION}), warmup {args.warmup}s, "
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: era {era} "
+        f"({LEGACY_VERSION if era == 'legacy' else MODERN_VERSION}), warmup {args.warmup}s, "
         f"measured {args.duration}s per cell, servers on core {SERVER_CORE}, load on core {LOAD_CORE}, "
         f"Python {sys.version.split()[0]}.",
         "",
@@ -709,11 +721,11 @@ async def servers(
         fastmcp = Target("fastmcp", "FastMCP proxy (shared session)", fm_url, proxy)
         try:
             wait_http(fm_url, 60, proxy.process)
-            fastmcp.unavailable = await check_echo(fastmcp, args.era)
+            fastmcp.unavailable = await check_eras(fastmcp, args.era)
         except (RuntimeError, TimeoutError) as exc:
             fastmcp.unavailable = f"FastMCP proxy did not start: {exc} (log: {proxy.log})"
         targets.append(fastmcp)
-        direct_problem = await check_echo(targets[0], args.era)
+        direct_problem = await check_eras(targets[0], args.era)
         if direct_problem:
             raise RuntimeError(f"the upstream itself does not answer: {direct_problem}")
         # Raw load only: the floor is plain HTTP, not MCP; it is listed first as the machine's calibration.
@@ -724,38 +736,49 @@ async def servers(
             proc.stop()
 
 
+async def load_matrix(
+    args: argparse.Namespace, era: str, live: list[Target], upstream: Proc, workdir: Path
+) -> dict[tuple[str, str, int], Cell]:
+    """Every live target under both kinds of load at every concurrency, in one protocol era."""
+    results: dict[tuple[str, str, int], Cell] = {}
+    for target in live:
+        if target.key != "floor":
+            print(f"{target.label}: sdk load ({era})", file=sys.stderr, flush=True)
+        for conc in args.concurrency if target.key != "floor" else []:
+            results[("sdk", target.key, conc)] = await sdk_load(
+                target, upstream, conc, args.warmup, args.duration, era
+            )
+        print(f"{target.label}: raw load ({era})", file=sys.stderr, flush=True)
+        if target.key == "floor":
+            headers, body = {"Content-Type": "application/json"}, '{"jsonrpc":"2.0","id":1}'
+        else:
+            try:
+                headers, body = await raw_request(target, era)
+            except (RuntimeError, KeyError, httpx2.HTTPError) as exc:
+                reason = f"raw setup failed: {type(exc).__name__}: {str(exc)[:150]}"
+                for conc in args.concurrency:
+                    results[("raw", target.key, conc)] = Cell(note=reason)
+                continue
+        script = workdir / f"{target.key}-{era}.lua"
+        script.write_text(lua_script(headers, body))
+        for conc in args.concurrency:
+            results[("raw", target.key, conc)] = await asyncio.to_thread(
+                raw_load, target, upstream, conc, args.warmup, args.duration, script
+            )
+    return results
+
+
 async def run(args: argparse.Namespace) -> str:
     os.sched_setaffinity(0, {LOAD_CORE})
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="mcp-hub-bench-"))
-    results: dict[tuple[str, str, int], Cell] = {}
+    tables: list[str] = []
     try:
         async with servers(args, workdir) as (upstream, targets, procs):
             live = [t for t in targets if not t.unavailable]
-            for target in live:
-                if target.key != "floor":
-                    print(f"{target.label}: sdk load", file=sys.stderr, flush=True)
-                for conc in args.concurrency if target.key != "floor" else []:
-                    results[("sdk", target.key, conc)] = await sdk_load(
-                        target, upstream, conc, args.warmup, args.duration, args.era
-                    )
-                print(f"{target.label}: raw load", file=sys.stderr, flush=True)
-                if target.key == "floor":
-                    headers, body = {"Content-Type": "application/json"}, '{"jsonrpc":"2.0","id":1}'
-                else:
-                    try:
-                        headers, body = await raw_request(target, args.era)
-                    except (RuntimeError, KeyError, httpx2.HTTPError) as exc:
-                        reason = f"raw setup failed: {type(exc).__name__}: {str(exc)[:150]}"
-                        for conc in args.concurrency:
-                            results[("raw", target.key, conc)] = Cell(note=reason)
-                        continue
-                script = workdir / f"{target.key}.lua"
-                script.write_text(lua_script(headers, body))
-                for conc in args.concurrency:
-                    results[("raw", target.key, conc)] = await asyncio.to_thread(
-                        raw_load, target, upstream, conc, args.warmup, args.duration, script
-                    )
+            for era in args.era:
+                results = await load_matrix(args, era, live, upstream, workdir)
+                tables.append(render(targets, results, args.concurrency, args, era))
             hub = next((t for t in targets if t.key == "hub-aggregate" and not t.unavailable), None)
             extras = None
             if hub is not None and (args.idle_sessions or args.many_servers):
@@ -765,13 +788,7 @@ async def run(args: argparse.Namespace) -> str:
                 f"Machine load (1/5/15-minute load averages, 2 cores shared with other work): "
                 f"{fmt_load(load_before)} at the start, {fmt_load(os.getloadavg())} at the end.\n"
             )
-            return (
-                render(targets, results, args.concurrency, args)
-                + "\n"
-                + render_extras(extras, args)
-                + "\n\n"
-                + load
-            )
+            return "\n".join(tables) + "\n" + render_extras(extras, args) + "\n\n" + load
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -782,7 +799,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument(
-        "--era", choices=["legacy", "modern"], default="legacy", help="2025-11-25 sessions or 2026-07-28"
+        "--era",
+        choices=["legacy", "modern"],
+        nargs="+",
+        default=["legacy", "modern"],
+        help="load matrices to run: 2025-11-25 sessions, 2026-07-28 requests (default: both, one after "
+        "the other); the aggregate-listing SDK client uses the first",
     )
     parser.add_argument("--skip-hub", action="store_true", help="measure direct and FastMCP only")
     parser.add_argument(
