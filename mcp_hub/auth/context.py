@@ -175,8 +175,13 @@ def access_changed() -> None:
     _access_changes += 1
 
 
-def _generation() -> tuple[int, int]:
+def access_generation() -> tuple[int, int]:
+    """Changes when this process revokes an OAuth grant or an admin changes access: whatever was decided
+    about a caller before may no longer hold (long-lived listen streams check it)."""
     return revocations(), _access_changes
+
+
+_generation = access_generation
 
 
 class AuthCache:

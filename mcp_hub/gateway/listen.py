@@ -20,6 +20,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 
+from mcp_hub.auth.context import AuthContext, access_generation
+
 ChangeKind = Literal["tools", "prompts", "resources"]
 
 _NOTIFICATIONS: dict[
@@ -33,14 +35,19 @@ _NOTIFICATIONS: dict[
     "resources": types.ResourceListChangedNotification,
 }
 
-# Open listen streams per hub process; each holds one request (and, over HTTP, one connection).
+# Open listen streams per hub process, and per presented credential; each holds one request (and, over
+# HTTP, one connection), so one caller cannot take every slot.
 MAX_LISTENERS = 1024
+MAX_LISTENERS_PER_CALLER = 16
 
 
 @dataclass(eq=False)
 class _Listener:
+    principal: str
     server_ids: frozenset[str]
     kinds: frozenset[ChangeKind]
+    # The access decisions the stream was opened under (auth.context.access_generation).
+    generation: tuple[int, int]
     pending: set[ChangeKind] = field(default_factory=set)
     wake: anyio.Event = field(default_factory=anyio.Event)
 
@@ -60,14 +67,26 @@ class ChangeListeners:
     async def serve(
         self,
         ctx: ServerRequestContext[Any, Any],
-        server_ids: frozenset[str],
+        auth: AuthContext,
         params: types.SubscriptionsListenRequestParams,
     ) -> types.SubscriptionsListenResult:
+        """Serves one stream until the client goes away. It ends (gracefully: the client may listen
+        again, and is authenticated again) when an access change or a revocation in this process makes
+        the caller's access uncertain; that is checked when there is something to tell, which is the
+        only time the stream could tell anything."""
         request_id = ctx.request_id
         if request_id is None:
             raise MCPError(types.INVALID_REQUEST, "subscriptions/listen requires a request id")
         if len(self._listeners) >= MAX_LISTENERS:
             raise MCPError(types.INTERNAL_ERROR, "too many open listen streams on this hub; try again later")
+        if (
+            sum(listener.principal == auth.principal for listener in self._listeners)
+            >= MAX_LISTENERS_PER_CALLER
+        ):
+            raise MCPError(
+                types.INTERNAL_ERROR,
+                f"this credential already holds {MAX_LISTENERS_PER_CALLER} listen streams; close one first",
+            )
         wanted = params.notifications
         asked: dict[ChangeKind, bool | None] = {
             "tools": wanted.tools_list_changed,
@@ -81,7 +100,12 @@ class ChangeListeners:
             resources_list_changed=True if "resources" in kinds else None,
         )
         meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: request_id}
-        listener = _Listener(server_ids, kinds)
+        listener = _Listener(
+            auth.principal,
+            frozenset(server.id for server in auth.servers.values()),
+            kinds,
+            access_generation(),
+        )
         # Registered before the acknowledgment, so a change during its write is not lost.
         self._listeners.add(listener)
         try:
@@ -96,6 +120,8 @@ class ChangeListeners:
             while kinds:
                 await listener.wake.wait()
                 listener.wake = anyio.Event()
+                if access_generation() != listener.generation:
+                    break
                 changed, listener.pending = sorted(listener.pending), set()
                 for kind in changed:
                     await ctx.session.send_notification(

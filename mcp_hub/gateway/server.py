@@ -833,8 +833,14 @@ class Gateway:
                 _meta=forwarded_meta(ctx.protocol_version, ctx.meta),
             )
         )
+        # With a relay like any call: on 2026-07-28 the client's log level travels with the request, and
+        # the upstream's log messages about it must reach this client only.
         return await self._upstream(
-            self._target(server), auth, lambda s: s.send_request(request, types.CompleteResult), era=era
+            self._target(server),
+            auth,
+            lambda s: s.send_request(request, types.CompleteResult),
+            relay=CallRelay(ctx, owner_of(ctx)),
+            era=era,
         )
 
     # --- logging ---------------------------------------------------------------------------------------
@@ -871,9 +877,7 @@ class Gateway:
     async def _listen(
         self, ctx: Ctx, params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
-        auth = self._auth(ctx)
-        server_ids = frozenset(server.id for server in auth.servers.values())
-        return await self.listeners.serve(ctx, server_ids, params)
+        return await self.listeners.serve(ctx, self._auth(ctx), params)
 
     async def _on_upstream_notification(self, server_id: str, notification: types.ServerNotification) -> None:
         if isinstance(notification, types.ResourceUpdatedNotification):
@@ -1000,7 +1004,9 @@ async def list_tools_of(session: ClientSession) -> list[Any]:
     if capabilities is not None and capabilities.tools is None:
         return []
     return await _all_pages(
-        lambda c: session.send_request(types.ListToolsRequest(params=_paginated(c)), types.ListToolsResult),
+        # Through the session's own `list_tools`: on 2026-07-28 it records each tool's `x-mcp-header`
+        # map, without which a later tools/call lacks the Mcp-Param-* headers the upstream requires.
+        lambda c: session.list_tools(params=_paginated(c)),
         lambda page: list(page.tools),
     )
 

@@ -47,6 +47,13 @@ T = TypeVar("T")
 # doubling up to the maximum.
 LISTEN_RETRY_INITIAL_SECONDS = 1.0
 LISTEN_RETRY_MAX_SECONDS = 60.0
+# A stream that stayed open this long was healthy: the next break is retried after the initial delay.
+LISTEN_HEALTHY_SECONDS = 60.0
+# How long an upstream that answered `server/discover` with the handshake is taken to speak only that.
+HANDSHAKE_VERDICT_SECONDS = 600.0
+# A session that another one replaced is closed after this long without a call (its waiting callers
+# are served first).
+SUPERSEDED_GRACE_SECONDS = 10.0
 
 # Unsolicited upstream notifications (list_changed, resources/updated): (server id, notification).
 NotificationSink = Callable[[str, types.ServerNotification], Awaitable[None]]
@@ -147,6 +154,10 @@ class PooledSession:
         self.last_used = time.monotonic()
         self.started_at = time.monotonic()
         self._relays: list[DownstreamRelay] = []
+        # Set by the pool: re-keys a session opened for 2026-07-28 clients that fell back to the handshake.
+        self.on_handshake_fallback: Callable[[PooledSession], None] | None = None
+        # Another session serves its key's clients now: closed once idle for a moment, not after minutes.
+        self.superseded = False
 
     # --- lifecycle (runs in the owner task) ------------------------------------------------------------
 
@@ -176,6 +187,10 @@ class PooledSession:
                 await stack.enter_async_context(session)
                 with anyio.fail_after(self._settings.connect_timeout):
                     await negotiate(session, self.key.era)
+                if self.key.era == "modern" and not session.modern and self.on_handshake_fallback is not None:
+                    # Filed under the handshake key before `_restore`, which restores (and drops the
+                    # cached listings of) whatever key the session then serves.
+                    self.on_handshake_fallback(self)
                 if self._on_open is not None:
                     # Before the session is handed out, so nothing races the restored state.
                     await self._restore(session)
@@ -236,6 +251,7 @@ class PooledSession:
             return
         delay = LISTEN_RETRY_INITIAL_SECONDS
         for attempt in itertools.count():
+            acknowledged_at: float | None = None
             try:
                 async with listen(
                     session,
@@ -243,7 +259,7 @@ class PooledSession:
                     prompts_list_changed=wanted["prompts_list_changed"],
                     resources_list_changed=wanted["resources_list_changed"],
                 ) as subscription:
-                    delay = LISTEN_RETRY_INITIAL_SECONDS
+                    acknowledged_at = time.monotonic()
                     if attempt > 0:
                         # No replay across streams: whatever changed in between is announced now.
                         await self._announce_changed(wanted)
@@ -256,6 +272,11 @@ class PooledSession:
                 problem = exc.message
             except (SubscriptionLost, TimeoutError) as exc:
                 problem = str(exc) or type(exc).__name__
+            if acknowledged_at is not None and time.monotonic() - acknowledged_at >= LISTEN_HEALTHY_SECONDS:
+                # Only a stream that stayed up for a while starts the backoff over: one that is acknowledged
+                # and then ends at once (an upstream or proxy that closes long responses) would otherwise be
+                # opened again every second, each time announcing every list as changed.
+                delay = LISTEN_RETRY_INITIAL_SECONDS
             log.info(
                 "upstream %s: change notifications interrupted (%s), listening again in %.0fs",
                 self.target.name,
@@ -422,7 +443,8 @@ class UpstreamPool:
         self._sessions: dict[PoolKey, PooledSession] = {}
         self._crashes: dict[tuple[str, str], _CrashRecord] = {}
         # (server id, config fingerprint) of upstreams that do not speak 2026-07-28.
-        self._handshake_only: set[tuple[str, str]] = set()
+        # (server id, config fingerprint) -> when an upstream answered a discover with the handshake.
+        self._handshake_only: dict[tuple[str, str], float] = {}
         # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
         self._pins: dict[PoolKey, int] = {}
         self._open_lock = anyio.Lock()
@@ -468,10 +490,15 @@ class UpstreamPool:
                 continue  # still opening: its first caller is waiting for it
             elif pooled.key in self._pins:
                 continue
-            elif pooled.in_flight == 0 and now - pooled.last_used >= self.settings.idle_seconds:
+            elif pooled.in_flight == 0 and now - pooled.last_used >= self._idle_limit(pooled):
                 log.info("upstream %s: idle for %.0fs, closing", pooled.target.name, now - pooled.last_used)
                 del self._sessions[key]
                 pooled.close()
+
+    def _idle_limit(self, pooled: PooledSession) -> float:
+        if pooled.superseded:
+            return min(self.settings.idle_seconds, SUPERSEDED_GRACE_SECONDS)
+        return self.settings.idle_seconds
 
     def pin(self, key: PoolKey) -> None:
         self._pins[key] = self._pins.get(key, 0) + 1
@@ -510,7 +537,10 @@ class UpstreamPool:
         with the handshake is remembered, so its clients of both eras share one session (one process)."""
         if target.openapi is not None or target.transport not in ("http", "stdio"):
             return False
-        return (target.server_id, target.fingerprint) not in self._handshake_only
+        since = self._handshake_only.get((target.server_id, target.fingerprint))
+        # Not for ever: one failed discover (an upstream restarting, a transient error) downgrades its
+        # 2026-07-28 clients for a while, and an upgraded upstream is noticed.
+        return since is None or time.monotonic() - since >= HANDSHAKE_VERDICT_SECONDS
 
     def restart_pending(self, key: PoolKey) -> float:
         """Seconds until an upstream that failed may be tried again (0 when it is up or may be tried).
@@ -540,8 +570,6 @@ class UpstreamPool:
                 pooled = await self._open(key, target, credential)
             await pooled.ready.wait()
             if pooled.session is not None and not pooled.dead:
-                if key.era == "modern" and not pooled.session.modern:
-                    self._file_as_handshake(pooled)
                 pooled.last_used = time.monotonic()
                 if opened_here:  # not on every call: this is the hot path
                     self.health.connected(target.server_id)
@@ -558,12 +586,18 @@ class UpstreamPool:
     def _file_as_handshake(self, pooled: PooledSession) -> None:
         """A session opened for 2026-07-28 clients fell back to the handshake: the upstream does not
         speak that revision. From now on clients of both eras share its handshake session."""
-        self._handshake_only.add((pooled.key.server_id, pooled.key.fingerprint))
+        self._handshake_only[(pooled.key.server_id, pooled.key.fingerprint)] = time.monotonic()
         handshake_key = replace(pooled.key, era="handshake")
-        if self._sessions.get(pooled.key) is pooled and handshake_key not in self._sessions:
-            del self._sessions[pooled.key]
-            pooled.key = handshake_key
-            self._sessions[handshake_key] = pooled
+        if self._sessions.get(pooled.key) is not pooled:
+            return
+        if handshake_key in self._sessions:
+            # A handshake session is already up: this one serves the callers waiting for it, and no new
+            # ones (they are sent to the handshake session), so the reaper closes it soon.
+            pooled.superseded = True
+            return
+        del self._sessions[pooled.key]
+        pooled.key = handshake_key
+        self._sessions[handshake_key] = pooled
 
     def close_server(self, server_id: str) -> None:
         """Closes the idle sessions of one server (one in use is left to the idle reaper: a session is
@@ -602,6 +636,7 @@ class UpstreamPool:
                 openapi=self.openapi,
                 wire=self.wire,
             )
+            pooled.on_handshake_fallback = self._file_as_handshake
             self._sessions[key] = pooled
             self._tg.start_soon(self._start_after, pooled, delay)
             return pooled

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,8 +18,13 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
+from mcp_hub.gateway import listen as listen_module
+from mcp_hub.upstream import pool as pool_module
+from mcp_hub.upstream.pool import PooledSession
 from tests.gateway.clients import auth_headers, shttp_session, text_of
 from tests.gateway.conftest import RunningHub
 from tests.mcp_peers.procs import NODE_EVERYTHING
@@ -176,3 +182,132 @@ async def test_modern_clients_get_log_messages_only_at_the_level_they_ask_for(
                 while len(received) <= len(expected):
                     await anyio.sleep(0.02)
         assert received == expected, level
+
+
+async def test_modern_clients_call_tools_whose_arguments_travel_in_headers(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """A 2026-07-28 upstream requires an Mcp-Param-* header for each argument a tool marks with
+    `x-mcp-header`; the hub's client sends them because it lists tools through the SDK's `list_tools`."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("rae"))
+    async with shttp_session(f"{hub_server.url}/mcp", key) as legacy:
+        assert text_of(await legacy.call_tool("echo__regional", {"region": "eu"})) == "eu"
+    async with modern_client(f"{hub_server.url}/mcp", key) as client:
+        assert "echo__regional" in {tool.name for tool in (await client.list_tools()).tools}
+        assert text_of(await client.call_tool("echo__regional", {"region": "eu"})) == "eu"
+
+
+async def test_a_listen_stream_that_ends_at_once_is_retried_with_backoff(
+    hub_server: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upstream (or a proxy before it) that acknowledges subscriptions/listen and ends the stream at
+    once is not listened to again at the initial rate for ever: each new stream announces every list
+    as changed (caches dropped, every client told)."""
+    monkeypatch.setattr(pool_module, "LISTEN_RETRY_INITIAL_SECONDS", 0.05)
+    await hub_server.add_server(
+        "qc",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "tests.mcp_peers.quick_close_listen_server"],
+    )
+    key = await hub_server.add_key(await hub_server.add_user("zed"))
+    pool = hub_server.app.state.gateway.pool
+    seen: Counter[str] = Counter()
+    inner = pool.sink
+
+    async def counting(server_id: str, notification: types.ServerNotification) -> None:
+        seen[type(notification).__name__] += 1
+        await inner(server_id, notification)
+
+    pool.sink = counting
+    async with modern_client(f"{hub_server.url}/mcp", key) as client:
+        await client.list_tools()
+        await anyio.sleep(2)
+    # Doubling from 0.05 s: about five new streams in two seconds, not forty.
+    assert 1 <= seen["ToolListChangedNotification"] <= 8, dict(seen)
+
+
+@requires_everything
+async def test_a_session_that_falls_back_restores_the_handshake_subscriptions(hub_server: RunningHub) -> None:
+    """A session opened for 2026-07-28 clients that falls back to the handshake becomes the handshake
+    session, so it must carry the resource subscriptions handshake clients hold on that key."""
+    await hub_server.add_server(
+        "everything", transport="stdio", command="node", args=[str(NODE_EVERYTHING), "stdio"]
+    )
+    key = await hub_server.add_key(await hub_server.add_user("ivy"))
+    pool = hub_server.app.state.gateway.pool
+    restored_under: list[str] = []
+    inner = pool.on_open
+
+    async def recording(pooled: PooledSession, session: ClientSession) -> None:
+        restored_under.append(pooled.key.era)
+        await inner(pooled, session)
+
+    pool.on_open = recording
+    async with shttp_session(f"{hub_server.url}/mcp/everything", key) as legacy:
+        uri = str((await legacy.list_resources()).resources[0].uri)
+        await legacy.subscribe_resource(uri)
+        (handshake,) = [p for p in pool.sessions() if p.target.name == "everything"]
+        assert handshake.key.era == "handshake" and restored_under == ["handshake"]
+        # The upstream process dies; the dead entry is swept before any handshake client comes back.
+        handshake._on_stream_end()
+        with anyio.fail_after(10):
+            await handshake.done.wait()
+        pool.reap_idle_now()
+        await anyio.sleep(1.0)  # past the restart backoff
+        async with modern_client(f"{hub_server.url}/mcp/everything", key) as client:
+            await client.call_tool("echo", {"message": "hi"})
+        (fallback,) = [p for p in pool.sessions() if p.target.name == "everything" and not p.dead]
+        assert fallback.key == handshake.key
+        assert restored_under[-1] == "handshake", restored_under
+
+
+@requires_everything
+async def test_a_second_session_to_a_handshake_only_upstream_is_closed_soon(
+    hub_server: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "SUPERSEDED_GRACE_SECONDS", 0.2)
+    await hub_server.add_server(
+        "everything", transport="stdio", command="node", args=[str(NODE_EVERYTHING), "stdio"]
+    )
+    key = await hub_server.add_key(await hub_server.add_user("max"))
+    pool = hub_server.app.state.gateway.pool
+    async with shttp_session(f"{hub_server.url}/mcp/everything", key) as legacy:
+        assert "first" in text_of(await legacy.call_tool("echo", {"message": "first"}))
+        # A 2026-07-28 client while the handshake session is up: its own session falls back, serves
+        # it, and is not kept for minutes as a second process.
+        async with modern_client(f"{hub_server.url}/mcp/everything", key) as client:
+            assert "second" in text_of(await client.call_tool("echo", {"message": "second"}))
+        await anyio.sleep(0.3)
+        pool.reap_idle_now()
+        live = [p for p in pool.sessions() if p.target.name == "everything" and not p.dead]
+        assert [p.key.era for p in live] == ["handshake"]
+        assert "third" in text_of(await legacy.call_tool("echo", {"message": "third"}))
+
+
+async def test_listen_streams_are_capped_per_caller_and_end_when_access_changes(
+    hub_server: RunningHub, echo_http: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listen_module, "MAX_LISTENERS_PER_CALLER", 2)
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    user = await hub_server.add_user("kim")
+    key, other = await hub_server.add_key(user), await hub_server.add_key(user)
+    async with (
+        modern_client(f"{hub_server.url}/mcp", key) as client,
+        modern_client(f"{hub_server.url}/mcp", other) as neighbour,
+        client.listen(tools_list_changed=True) as sub,
+        client.listen(prompts_list_changed=True),
+    ):
+        with pytest.raises(MCPError, match="already holds 2 listen streams"):
+            async with client.listen(tools_list_changed=True):
+                pass
+        async with neighbour.listen(tools_list_changed=True):
+            pass  # another credential is not held back by this one
+        # An admin change in this process: what the stream was opened under may no longer hold, so at
+        # the next change it ends (gracefully; listening again authenticates again).
+        await hub_server.add_user("someone-new")
+        assert text_of(await client.call_tool("echo__grow", {"name": "after_change"})) == "added after_change"
+        with anyio.fail_after(5):
+            events = [event async for event in sub]
+        assert events == []

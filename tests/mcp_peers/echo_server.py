@@ -11,13 +11,13 @@ import hashlib
 import json
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import mcp_types as types
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 mcp = MCPServer("echo-fixture")
 
@@ -132,6 +132,12 @@ def protocol(ctx: Context) -> str:
     capabilities = ctx.client_capabilities
     declared = capabilities.model_dump(by_alias=True, exclude_none=True) if capabilities else None
     return json.dumps({"version": ctx.protocol_version, "capabilities": declared})
+
+
+@mcp.tool()
+def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+    """A tool whose argument a 2026-07-28 client mirrors into an Mcp-Param-Region header."""
+    return region
 
 
 @mcp.tool()
