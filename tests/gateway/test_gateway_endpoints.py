@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import httpx2
 import mcp_types as types
@@ -122,3 +123,65 @@ async def test_protocol_revisions(hub_server: RunningHub, echo_http: str, mode: 
         assert text_of(await client.call_tool("echo__echo", {"text": mode})) == mode
         with pytest.raises(MCPError):
             await client.call_tool("echo__add", {"a": 1, "b": 2})
+
+
+def _json_rpc_answer(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON-RPC message of a POST answer, framed as JSON or as one SSE `data:` event."""
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("application/json"):
+        answer: dict[str, Any] = response.json()
+        return answer
+    data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+    messages = [json.loads(item) for item in data if item]
+    return next(message for message in messages if "id" in message)
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/echo", "/mcp/local"])
+async def test_a_2025_06_18_client(hub_server: RunningHub, echo_http: str, path: str) -> None:
+    """The oldest revision the issue names, spoken by hand (the SDK's clients speak 2025-11-25 or
+    2026-07-28): the hub agrees to it, then lists and calls on the terminating path (/mcp, a stdio
+    upstream) and through the pass-through (/mcp/echo)."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    await hub_server.add_server(
+        "local",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
+    )
+    key = await _user_key(hub_server)
+    tool = "echo__echo" if path == "/mcp" else "echo"
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "old", "version": "1"},
+        },
+    }
+    async with httpx2.AsyncClient(base_url=hub_server.url, headers=headers, timeout=30) as http:
+        opened = await http.post(path, json=init)
+        assert _json_rpc_answer(opened)["result"]["protocolVersion"] == "2025-06-18"
+        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        done = await http.post(
+            path, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+        )
+        assert done.status_code == 202
+        listed = await http.post(
+            path, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session
+        )
+        assert tool in {t["name"] for t in _json_rpc_answer(listed)["result"]["tools"]}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": {"text": "06-18"}},
+        }
+        called = _json_rpc_answer(await http.post(path, json=call, headers=session))
+        assert called["result"]["content"][0]["text"] == "06-18"
