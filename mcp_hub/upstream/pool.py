@@ -442,7 +442,6 @@ class UpstreamPool:
         self.wire = WirePool()
         self._sessions: dict[PoolKey, PooledSession] = {}
         self._crashes: dict[tuple[str, str], _CrashRecord] = {}
-        # (server id, config fingerprint) of upstreams that do not speak 2026-07-28.
         # (server id, config fingerprint) -> when an upstream answered a discover with the handshake.
         self._handshake_only: dict[tuple[str, str], float] = {}
         # Keys whose sessions stay open when idle (they carry resource subscriptions clients hold).
