@@ -24,7 +24,9 @@ from mcp_hub.auth.context import AuthContext, access_generation
 
 ChangeKind = Literal["tools", "prompts", "resources"]
 
-_NOTIFICATIONS: dict[
+# What tells a client that a list of each kind changed (the listen stream's events, and the
+# notifications the gateway sends 2025-era sessions).
+CHANGE_NOTIFICATIONS: dict[
     ChangeKind,
     type[types.ToolListChangedNotification]
     | type[types.PromptListChangedNotification]
@@ -125,7 +127,7 @@ class ChangeListeners:
                 changed, listener.pending = sorted(listener.pending), set()
                 for kind in changed:
                     await ctx.session.send_notification(
-                        _NOTIFICATIONS[kind](params=types.NotificationParams(_meta=meta)),
+                        CHANGE_NOTIFICATIONS[kind](params=types.NotificationParams(_meta=meta)),
                         related_request_id=request_id,
                     )
             # Nothing this hub can deliver was asked for: the stream ends at once, gracefully.

@@ -44,7 +44,7 @@ from mcp_hub.gateway.connect import (
     supports_url_elicitation,
     url_elicitation_required,
 )
-from mcp_hub.gateway.listen import ChangeKind, ChangeListeners
+from mcp_hub.gateway.listen import CHANGE_NOTIFICATIONS, ChangeKind, ChangeListeners
 from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_public_uri
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
@@ -89,7 +89,7 @@ class _Downstream:
     aggregate: bool
     aliases: dict[str, str] = field(default_factory=dict)  # server id -> alias
     subscriptions: set[tuple[str, str]] = field(default_factory=set)  # (server id, upstream uri)
-    pending: set[str] = field(default_factory=set)
+    pending: set[ChangeKind] = field(default_factory=set)
     flush_scheduled: bool = False
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -905,7 +905,7 @@ class Gateway:
         await anyio.sleep(LIST_CHANGED_COALESCE_SECONDS)
         kinds, downstream.pending, downstream.flush_scheduled = set(downstream.pending), set(), False
         for kind in sorted(kinds):
-            if not await self._notify_downstream(owner, downstream, _LIST_CHANGED_NOTIFICATIONS[kind]()):
+            if not await self._notify_downstream(owner, downstream, CHANGE_NOTIFICATIONS[kind]()):
                 return
 
     async def _relay_resource_updated(self, server_id: str, uri: str) -> None:
@@ -1063,11 +1063,6 @@ _CACHE_KINDS: dict[str, tuple[ListKind, ...]] = {
     "tools": ("tools",),
     "resources": ("resources", "templates"),
     "prompts": ("prompts",),
-}
-_LIST_CHANGED_NOTIFICATIONS: dict[str, Callable[[], types.ServerNotification]] = {
-    "tools": types.ToolListChangedNotification,
-    "resources": types.ResourceListChangedNotification,
-    "prompts": types.PromptListChangedNotification,
 }
 
 

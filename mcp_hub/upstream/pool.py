@@ -131,6 +131,7 @@ class PooledSession:
         on_open: SessionOpened | None = None,
         openapi: InProcessConnector | None = None,
         wire: WirePool | None = None,
+        on_handshake_fallback: Callable[[PooledSession], None] | None = None,
     ) -> None:
         self.key = key
         self._openapi = openapi
@@ -154,8 +155,8 @@ class PooledSession:
         self.last_used = time.monotonic()
         self.started_at = time.monotonic()
         self._relays: list[DownstreamRelay] = []
-        # Set by the pool: re-keys a session opened for 2026-07-28 clients that fell back to the handshake.
-        self.on_handshake_fallback: Callable[[PooledSession], None] | None = None
+        # Re-keys a session opened for 2026-07-28 clients that fell back to the handshake (the pool's).
+        self.on_handshake_fallback = on_handshake_fallback
         # Another session serves its key's clients now: closed once idle for a moment, not after minutes.
         self.superseded = False
 
@@ -634,8 +635,8 @@ class UpstreamPool:
                 self.on_open,
                 openapi=self.openapi,
                 wire=self.wire,
+                on_handshake_fallback=self._file_as_handshake,
             )
-            pooled.on_handshake_fallback = self._file_as_handshake
             self._sessions[key] = pooled
             self._tg.start_soon(self._start_after, pooled, delay)
             return pooled

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,16 @@ class RunningHub:
         assert response.status_code == 201, response.text
         key: str = response.json()["key"]
         return key
+
+    async def add_stdio_echo(self, name: str, **fields: Any) -> dict[str, Any]:
+        """tests/mcp_peers/echo_server.py as a stdio upstream called `name`."""
+        return await self.add_server(
+            name,
+            transport="stdio",
+            command=sys.executable,
+            args=["-m", "tests.mcp_peers.echo_server", "stdio"],
+            **fields,
+        )
 
     async def update_server(self, server_id: str, **fields: Any) -> None:
         response = await self.admin.patch(f"/v1/servers/{server_id}", json=fields)

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any
 
 import httpx2
 import mcp_types as types
@@ -16,6 +14,8 @@ from mcp.shared.exceptions import MCPError
 
 from tests.gateway.clients import shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub
+from tests.gateway.test_gateway_access import INIT, MCP_HEADERS
+from tests.gateway.test_gateway_http_passthrough import call, result_of
 
 
 async def _user_key(hub: RunningHub, name: str = "alice", **key_fields: object) -> str:
@@ -93,13 +93,7 @@ async def test_legacy_sse_endpoints(hub_server: RunningHub, echo_http: str, path
 
 
 async def test_stdio_upstream_through_the_hub(hub_server: RunningHub) -> None:
-    await hub_server.add_server(
-        "local",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
-        env={"FIXTURE_SECRET": "s3cret"},
-    )
+    await hub_server.add_stdio_echo("local", env={"FIXTURE_SECRET": "s3cret"})
     key = await _user_key(hub_server)
     async with shttp_session(f"{hub_server.url}/mcp", key) as session:
         assert text_of(await session.call_tool("local__env", {"name": "FIXTURE_SECRET"})) == "s3cret"
@@ -125,63 +119,33 @@ async def test_protocol_revisions(hub_server: RunningHub, echo_http: str, mode: 
             await client.call_tool("echo__add", {"a": 1, "b": 2})
 
 
-def _json_rpc_answer(response: httpx2.Response) -> dict[str, Any]:
-    """The JSON-RPC message of a POST answer, framed as JSON or as one SSE `data:` event."""
-    assert response.status_code == 200, response.text
-    if response.headers["content-type"].startswith("application/json"):
-        answer: dict[str, Any] = response.json()
-        return answer
-    data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
-    messages = [json.loads(item) for item in data if item]
-    return next(message for message in messages if "id" in message)
-
-
 @pytest.mark.parametrize("path", ["/mcp", "/mcp/echo", "/mcp/local"])
 async def test_a_2025_06_18_client(hub_server: RunningHub, echo_http: str, path: str) -> None:
     """The oldest revision the issue names, spoken by hand (the SDK's clients speak 2025-11-25 or
     2026-07-28): the hub agrees to it, then lists and calls on the terminating path (/mcp, a stdio
     upstream) and through the pass-through (/mcp/echo)."""
     await hub_server.add_server("echo", transport="http", url=echo_http)
-    await hub_server.add_server(
-        "local",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
-    )
+    await hub_server.add_stdio_echo("local")
     key = await _user_key(hub_server)
     tool = "echo__echo" if path == "/mcp" else "echo"
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "Accept": "application/json, text/event-stream",
-        "Content-Type": "application/json",
-    }
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "old", "version": "1"},
-        },
-    }
-    async with httpx2.AsyncClient(base_url=hub_server.url, headers=headers, timeout=30) as http:
-        opened = await http.post(path, json=init)
-        assert _json_rpc_answer(opened)["result"]["protocolVersion"] == "2025-06-18"
-        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}"}
+    init = {**INIT["params"], "protocolVersion": "2025-06-18"}
+    async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
+        opened = await call(http, path, headers, 1, "initialize", init)
+        assert result_of(opened, 1)["result"]["protocolVersion"] == "2025-06-18"
+        session = {
+            **headers,
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": "2025-06-18",
+        }
         done = await http.post(
             path, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
         )
         assert done.status_code == 202
-        listed = await http.post(
-            path, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session
+        listed = result_of(await call(http, path, session, 2, "tools/list"), 2)
+        assert tool in {t["name"] for t in listed["result"]["tools"]}
+        called = result_of(
+            await call(http, path, session, 3, "tools/call", {"name": tool, "arguments": {"text": "06-18"}}),
+            3,
         )
-        assert tool in {t["name"] for t in _json_rpc_answer(listed)["result"]["tools"]}
-        call = {
-            "jsonrpc": "2.0",
-            "id": 3,
-            "method": "tools/call",
-            "params": {"name": tool, "arguments": {"text": "06-18"}},
-        }
-        called = _json_rpc_answer(await http.post(path, json=call, headers=session))
         assert called["result"]["content"][0]["text"] == "06-18"

@@ -3,8 +3,6 @@ elicitation, roots, cancellation, list_changed and resource subscriptions."""
 
 from __future__ import annotations
 
-import sys
-
 import anyio
 import mcp_types as types
 import pytest
@@ -119,12 +117,7 @@ async def test_list_changed_and_resource_updates_reach_subscribed_clients(
 
 
 async def test_subscriptions_survive_an_upstream_restart(hub_server: RunningHub) -> None:
-    await hub_server.add_server(
-        "local",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
-    )
+    await hub_server.add_stdio_echo("local")
     key = await hub_server.add_key(await hub_server.add_user("wes"))
     async with shttp_session(f"{hub_server.url}/mcp/local", key) as session:
         await session.subscribe_resource("fixture://greeting")

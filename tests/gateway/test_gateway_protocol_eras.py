@@ -58,12 +58,7 @@ async def test_each_client_reaches_the_upstream_in_its_own_revision(
     if transport == "http":
         await hub_server.add_server("echo", transport="http", url=echo_http)
     else:
-        await hub_server.add_server(
-            "echo",
-            transport="stdio",
-            command=sys.executable,
-            args=["-m", "tests.mcp_peers.echo_server", "stdio"],
-        )
+        await hub_server.add_stdio_echo("echo")
     key = await hub_server.add_key(await hub_server.add_user("eve"))
     # /mcp for both transports; /mcp/echo too where the hub terminates (a stdio upstream).
     paths = ["/mcp"] if transport == "http" else ["/mcp", "/mcp/echo"]
@@ -127,12 +122,7 @@ async def test_modern_clients_listen_on_the_hub_for_list_changes(
     servers their key may use."""
     await hub_server.add_server("echo", transport="http", url=echo_http)
     # Another upstream process: `grow` on `echo` changes nothing there.
-    await hub_server.add_server(
-        "other",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
-    )
+    await hub_server.add_stdio_echo("other")
     user = await hub_server.add_user("lea")
     key = await hub_server.add_key(user)
     other_only = await hub_server.add_key(user, allowed_servers=["other"])

@@ -128,12 +128,7 @@ async def test_bad_input_gets_the_right_error_and_the_hub_keeps_serving(
 
 
 async def test_stdio_upstream_dying_mid_call(hub_server: RunningHub) -> None:
-    await hub_server.add_server(
-        "fragile",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
-    )
+    await hub_server.add_stdio_echo("fragile")
     key = await hub_server.add_key(await hub_server.add_user("oscar"))
     async with shttp_session(f"{hub_server.url}/mcp/fragile", key) as session:
         first_pid = text_of(await session.call_tool("pid", {}))

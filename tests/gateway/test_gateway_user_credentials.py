@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import secrets
-import sys
 from typing import Any
 
 import httpx2
@@ -194,11 +193,8 @@ async def test_a_byok_key_sent_as_a_query_parameter_stays_out_of_the_logs(
 async def test_stdio_byok_keys_run_one_process_per_user(hub_server: RunningHub) -> None:
     """A key delivered as an env variable lives in the process's environment, so two users never share
     a process: each gets their own, started with their own key."""
-    server = await hub_server.add_server(
+    server = await hub_server.add_stdio_echo(
         "local",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "tests.mcp_peers.echo_server", "stdio"],
         auth_type="byok",
         byok_mode="env",
         byok_name="UPSTREAM_API_KEY",
