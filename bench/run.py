@@ -273,14 +273,34 @@ def legacy_initialize(client_name: str) -> dict[str, object]:
     }
 
 
+def post_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` plus the content type and accept list every MCP post carries."""
+    return {**headers, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+async def open_legacy_session(
+    http: httpx2.AsyncClient, url: str, base: dict[str, str], client_name: str
+) -> dict[str, str]:
+    """Opens a 2025-11-25 session (initialize + initialized); returns `base` plus the headers its requests
+    carry."""
+    response = await http.post(url, headers=base, json=legacy_initialize(client_name))
+    response.raise_for_status()
+    headers = {
+        **base,
+        "mcp-session-id": response.headers["mcp-session-id"],
+        "MCP-Protocol-Version": LEGACY_VERSION,
+    }
+    done = await http.post(
+        url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+    )
+    done.raise_for_status()
+    return headers
+
+
 async def raw_request(target: Target, era: str) -> tuple[dict[str, str], str]:
     """Headers and body for a fixed `tools/call`; for the 2025 era, on a session opened here."""
     assert target.url is not None
-    base = {
-        **target.headers,
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-    }
+    base = post_headers(target.headers)
     arguments = {"message": ECHO_TEXT}
     if era == "modern":
         meta = {
@@ -302,16 +322,8 @@ async def raw_request(target: Target, era: str) -> tuple[dict[str, str], str]:
         async with httpx2.AsyncClient(timeout=10) as http:
             await probe_echo(http, target.url, headers, json.dumps(body))
         return headers, json.dumps(body)
-    init = legacy_initialize("bench-raw")
     async with httpx2.AsyncClient(timeout=10) as http:
-        response = await http.post(target.url, headers=base, json=init)
-        response.raise_for_status()
-        session = response.headers["mcp-session-id"]
-        headers = {**base, "mcp-session-id": session, "MCP-Protocol-Version": LEGACY_VERSION}
-        done = await http.post(
-            target.url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
-        )
-        done.raise_for_status()
+        headers = await open_legacy_session(http, target.url, base, "bench-raw")
         body = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -395,7 +407,7 @@ class HubExtras:
 
 async def open_idle_sessions(url: str, headers: dict[str, str], count: int, parallel: int = 8) -> int:
     """Open `count` 2025-11-25 sessions (initialize + initialized) and leave them idle; returns how many opened."""
-    base = {**headers, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    base = post_headers(headers)
     init = legacy_initialize("bench-idle")
     gate = asyncio.Semaphore(parallel)
     opened = 0
@@ -499,26 +511,10 @@ async def raw_list_timings(hub: Target, rounds: int) -> tuple[int, list[float]]:
     """Times `tools/list` posts on one 2025-11-25 session, each read to the end of its body but not
     parsed: the hub's latency without an SDK client's cost of validating every listed tool."""
     assert hub.url is not None
-    base = {
-        **hub.headers,
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-    }
-    init = legacy_initialize("bench-list")
     timings: list[float] = []
     size = 0
     async with httpx2.AsyncClient(timeout=30) as http:
-        opened = await http.post(hub.url, headers=base, json=init)
-        opened.raise_for_status()
-        headers = {
-            **base,
-            "mcp-session-id": opened.headers["mcp-session-id"],
-            "MCP-Protocol-Version": LEGACY_VERSION,
-        }
-        done = await http.post(
-            hub.url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
-        )
-        done.raise_for_status()
+        headers = await open_legacy_session(http, hub.url, post_headers(hub.headers), "bench-list")
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         for round_ in range(WARM_LISTS + rounds):
             began = time.perf_counter()

@@ -230,7 +230,7 @@ def servers_add(
     spec_model = ServerCreate.model_validate({k: v for k, v in fields.items() if v is not None})
 
     async def _go(hub: Hub) -> McpServer:
-        document = await _read_spec(hub, spec_model) if spec_model.spec_location else None
+        document = await _read_spec(hub, spec_model)
         async with transaction(hub.sessions) as session:
             return await server_repo.create_server(session, hub.keyring, spec_model, spec_document=document)
 

@@ -51,7 +51,7 @@ def _redact_arg(value: object) -> object:
         # httpx2 logs every request's URL. An OpenAPI spec may put a user's key in the query string
         # under any name, so no name list can catch it: the whole query string goes.
         return _strip_query(str(value))
-    # Non-strings too: httpx2 logs its URL objects, which render with their query string.
+    # Non-strings too: other objects may render with a URL's query string.
     text = value if isinstance(value, str) else str(value)
     redacted = redact_text(text)
     return value if redacted == text else redacted

@@ -24,6 +24,7 @@ from mcp_hub.runtime import Hub
 from mcp_hub.store import servers
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import PER_USER_AUTH_TYPES, McpServer
+from mcp_hub.upstream.health import ServerHealth
 from mcp_hub.upstream.pool import UpstreamPool
 from mcp_hub.upstream.target import target_from_row
 
@@ -148,24 +149,21 @@ async def server_health(
 ) -> HealthList:
     """What this hub process last saw of each server: the latest connect (ok or failed, and why) and the
     number of tools it listed. `unknown` until something connected to it (a tool call or a test)."""
-    items: list[ServerHealthOut] = []
-    for one in server_id:
-        seen = pool.health.get(one)
-        if seen is None:
-            items.append(
-                ServerHealthOut(server_id=one, state="unknown", checked_at=None, error=None, tool_count=None)
-            )
-            continue
-        items.append(
-            ServerHealthOut(
-                server_id=one,
-                state="ok" if seen.ok else "failed",
-                checked_at=seen.checked_at,
-                error=readable(seen.error) if seen.error else None,
-                tool_count=seen.tool_count,
-            )
+    return HealthList(items=[_health_out(one, pool.health.get(one)) for one in server_id])
+
+
+def _health_out(server_id: str, seen: ServerHealth | None) -> ServerHealthOut:
+    if seen is None:
+        return ServerHealthOut(
+            server_id=server_id, state="unknown", checked_at=None, error=None, tool_count=None
         )
-    return HealthList(items=items)
+    return ServerHealthOut(
+        server_id=server_id,
+        state="ok" if seen.ok else "failed",
+        checked_at=seen.checked_at,
+        error=readable(seen.error) if seen.error else None,
+        tool_count=seen.tool_count,
+    )
 
 
 class DiscoverIn(BaseModel):
