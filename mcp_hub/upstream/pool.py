@@ -55,6 +55,14 @@ HANDSHAKE_VERDICT_SECONDS = 600.0
 # are served first).
 SUPERSEDED_GRACE_SECONDS = 10.0
 
+# The change kinds a 2026-07-28 session listens for (the `subscriptions/listen` filter's flags), and the
+# notification each is announced as when a broken stream is opened again.
+_LISTENED_CHANGES: dict[str, type[types.ServerNotification]] = {
+    "tools_list_changed": types.ToolListChangedNotification,
+    "prompts_list_changed": types.PromptListChangedNotification,
+    "resources_list_changed": types.ResourceListChangedNotification,
+}
+
 # Unsolicited upstream notifications (list_changed, resources/updated): (server id, notification).
 NotificationSink = Callable[[str, types.ServerNotification], Awaitable[None]]
 # Called in a new session's owner task once it is initialized (e.g. to restore subscriptions).
@@ -290,15 +298,9 @@ class PooledSession:
     async def _announce_changed(self, wanted: dict[str, bool]) -> None:
         if self._sink is None:
             return
-        changes: list[types.ServerNotification] = []
-        if wanted["tools_list_changed"]:
-            changes.append(types.ToolListChangedNotification())
-        if wanted["prompts_list_changed"]:
-            changes.append(types.PromptListChangedNotification())
-        if wanted["resources_list_changed"]:
-            changes.append(types.ResourceListChangedNotification())
-        for change in changes:
-            await self._sink(self.target.server_id, change)
+        for flag, notification in _LISTENED_CHANGES.items():
+            if wanted[flag]:
+                await self._sink(self.target.server_id, notification())
 
     async def _restore(self, session: ClientSession) -> None:
         assert self._on_open is not None
