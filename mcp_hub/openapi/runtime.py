@@ -20,10 +20,11 @@ from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.loader import parse_document, read_spec_bytes
 from mcp_hub.openapi.refs import follow
 from mcp_hub.openapi.request import CallLimits
-from mcp_hub.openapi.server import OpenApiToolServer, Streams, serve_in_memory
+from mcp_hub.openapi.server import OpenApiToolServer, serve_in_memory
 from mcp_hub.openapi.spec import server_url, validate_document
 from mcp_hub.openapi.tools import OperationTool, build_tools
 from mcp_hub.runtime import Hub
+from mcp_hub.upstream.connectors import Streams
 from mcp_hub.upstream.credentials import ResolvedCredential
 from mcp_hub.upstream.target import OpenApiSource, UpstreamTarget
 
