@@ -18,7 +18,7 @@ import httpx2
 from mcp_hub.credentials.netguard import GuardedTransport, UrlGuard
 from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.loader import parse_document, read_spec_bytes
-from mcp_hub.openapi.refs import follow
+from mcp_hub.openapi.refs import resolve
 from mcp_hub.openapi.request import CallLimits
 from mcp_hub.openapi.server import OpenApiToolServer, serve_in_memory
 from mcp_hub.openapi.spec import server_url, validate_document
@@ -49,10 +49,7 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 def _resolved(document: dict[str, Any], schemes: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: follow(document, scheme["$ref"]) if isinstance(scheme, dict) and "$ref" in scheme else scheme
-        for name, scheme in schemes.items()
-    }
+    return {name: resolve(document, scheme) for name, scheme in schemes.items()}
 
 
 class OpenApiRuntime:

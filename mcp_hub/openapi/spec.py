@@ -22,7 +22,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.errors import InvalidSpecError, UnsafeUrlError
 from mcp_hub.openapi.loader import is_url
-from mcp_hub.openapi.refs import check_refs, follow
+from mcp_hub.openapi.refs import check_refs, resolve
 from mcp_hub.openapi.tools import build_tools
 
 MAX_PROBLEMS = 20
@@ -119,7 +119,7 @@ def oauth_endpoints(document: dict[str, Any], spec_location: str | None) -> OAut
     need, not every scope the flow lists. Relative URLs resolve against the spec's own URL."""
     schemes = (document.get("components") or {}).get("securitySchemes") or {}
     for name, raw in schemes.items():
-        scheme = follow(document, raw["$ref"]) if isinstance(raw, dict) and "$ref" in raw else raw
+        scheme = resolve(document, raw)
         if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
             continue
         flow = (scheme.get("flows") or {}).get("authorizationCode")
