@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.refs import Inliner, resolve
@@ -67,6 +70,12 @@ class OperationTool:
     body: BodySpec | None
     # Alternatives of security requirements (any one suffices); empty means none needed.
     security: tuple[dict[str, list[str]], ...]
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        """Checks a call's arguments; built on first use and kept with the tool (tool lists are cached
+        per spec version), not rebuilt on every call."""
+        return Draft202012Validator(self.input_schema)
 
 
 def tool_name(operation_id: str | None, method: str, path: str) -> str:
