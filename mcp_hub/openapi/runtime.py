@@ -111,13 +111,12 @@ class OpenApiRuntime:
             deadline_seconds=self._spec_deadline,
             file_roots=file_roots,
         )
-        # Parsing (YAML especially) and building tools are CPU-bound: off the event loop.
+        # Parsing (YAML especially) is CPU-bound: off the event loop (validating moves there itself).
         document = await anyio.to_thread.run_sync(parse_document, raw)
-        base_url = await validate_document(
+        base_url, tool_count = await validate_document(
             document, spec_location=location, base_url_override=base_url_override, guard=self._guard
         )
-        tools = await anyio.to_thread.run_sync(lambda: build_tools(document, include=None, exclude=None))
-        return LoadedSpec(document=document, base_url=base_url, tool_count=len(tools))
+        return LoadedSpec(document=document, base_url=base_url, tool_count=tool_count)
 
     def tools(self, source: OpenApiSource) -> list[OperationTool]:
         cached = self._toolsets.get(source.digest)
