@@ -35,15 +35,16 @@ def place_credential(
     shared_headers: Mapping[str, str],
     placement_configured: bool,
 ) -> Placement:
-    if credential.secret is None or placement_configured:
-        # Shared-credential servers (and explicitly configured BYOK delivery): what the resolver built.
-        return Placement(headers=dict(credential.headers), query=dict(credential.query))
-    placed = _by_scheme(tool, schemes, credential.secret, credential.secret_kind)
-    if placed is None:
-        # The operation names no scheme this credential fits (or none at all): the resolver's default
-        # (Authorization: Bearer ...) is the least surprising choice.
-        return Placement(headers=dict(credential.headers), query=dict(credential.query))
-    return Placement(headers={**shared_headers, **placed.headers}, query=placed.query, cookies=placed.cookies)
+    # Shared-credential servers and explicitly configured BYOK delivery take what the resolver built; so
+    # does an operation that names no scheme this credential fits (or none at all): the resolver's
+    # default (Authorization: Bearer ...) is the least surprising choice.
+    if credential.secret is not None and not placement_configured:
+        placed = _by_scheme(tool, schemes, credential.secret, credential.secret_kind)
+        if placed is not None:
+            return Placement(
+                headers={**shared_headers, **placed.headers}, query=placed.query, cookies=placed.cookies
+            )
+    return Placement(headers=dict(credential.headers), query=dict(credential.query))
 
 
 def _by_scheme(

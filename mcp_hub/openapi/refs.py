@@ -94,6 +94,13 @@ def follow(document: dict[str, Any], ref: str) -> Any:
     return node
 
 
+def resolve(document: dict[str, Any], node: Any) -> Any:
+    """`node` itself, or what it names when it is a Reference Object (`{"$ref": "#/..."}`)."""
+    if isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        return follow(document, node["$ref"])
+    return node
+
+
 class Inliner:
     """Inlines references in schemas taken from one document. Recursive schemas end up in `defs` (to be
     put under `$defs` at the root of the schema being built) and are referenced as `#/$defs/NAME`."""

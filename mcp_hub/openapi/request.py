@@ -15,7 +15,6 @@ from urllib.parse import quote, urlencode
 import anyio
 import httpx2
 import mcp_types as types
-from jsonschema import Draft202012Validator
 
 from mcp_hub.errors import UnsafeUrlError
 from mcp_hub.openapi.auth import Placement
@@ -43,8 +42,7 @@ class CallLimits:
 
 
 def check_arguments(tool: OperationTool, arguments: Mapping[str, Any]) -> None:
-    validator = Draft202012Validator(tool.input_schema)
-    errors = sorted(validator.iter_errors(dict(arguments)), key=lambda error: list(error.path))
+    errors = sorted(tool.validator.iter_errors(dict(arguments)), key=lambda error: list(error.path))
     if errors:
         problems = [
             f"{'/'.join(str(part) for part in error.path) or 'arguments'}: {error.message}"

@@ -18,12 +18,13 @@ import httpx2
 from mcp_hub.credentials.netguard import GuardedTransport, UrlGuard
 from mcp_hub.errors import InvalidSpecError
 from mcp_hub.openapi.loader import parse_document, read_spec_bytes
-from mcp_hub.openapi.refs import follow
+from mcp_hub.openapi.refs import resolve
 from mcp_hub.openapi.request import CallLimits
-from mcp_hub.openapi.server import OpenApiToolServer, Streams, serve_in_memory
+from mcp_hub.openapi.server import OpenApiToolServer, serve_in_memory
 from mcp_hub.openapi.spec import server_url, validate_document
 from mcp_hub.openapi.tools import OperationTool, build_tools
 from mcp_hub.runtime import Hub
+from mcp_hub.upstream.connectors import Streams
 from mcp_hub.upstream.credentials import ResolvedCredential
 from mcp_hub.upstream.target import OpenApiSource, UpstreamTarget
 
@@ -48,10 +49,7 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 def _resolved(document: dict[str, Any], schemes: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: follow(document, scheme["$ref"]) if isinstance(scheme, dict) and "$ref" in scheme else scheme
-        for name, scheme in schemes.items()
-    }
+    return {name: resolve(document, scheme) for name, scheme in schemes.items()}
 
 
 class OpenApiRuntime:
@@ -113,13 +111,12 @@ class OpenApiRuntime:
             deadline_seconds=self._spec_deadline,
             file_roots=file_roots,
         )
-        # Parsing (YAML especially) and building tools are CPU-bound: off the event loop.
+        # Parsing (YAML especially) is CPU-bound: off the event loop (validating moves there itself).
         document = await anyio.to_thread.run_sync(parse_document, raw)
-        base_url = await validate_document(
+        base_url, tool_count = await validate_document(
             document, spec_location=location, base_url_override=base_url_override, guard=self._guard
         )
-        tools = await anyio.to_thread.run_sync(lambda: build_tools(document, include=None, exclude=None))
-        return LoadedSpec(document=document, base_url=base_url, tool_count=len(tools))
+        return LoadedSpec(document=document, base_url=base_url, tool_count=tool_count)
 
     def tools(self, source: OpenApiSource) -> list[OperationTool]:
         cached = self._toolsets.get(source.digest)

@@ -16,7 +16,7 @@ import httpx2
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
-from mcp.shared._stream_protocols import ReadStream, WriteStream
+from mcp.shared._stream_protocols import WriteStream
 from mcp.shared.exceptions import MCPError
 from mcp.shared.memory import create_client_server_memory_streams
 from mcp.shared.message import SessionMessage
@@ -32,10 +32,10 @@ from mcp_hub.openapi.request import (
     send,
 )
 from mcp_hub.openapi.tools import OperationTool
+from mcp_hub.upstream.connectors import Streams
 from mcp_hub.upstream.credentials import ResolvedCredential
 
 Ctx = ServerRequestContext[Any, Any]
-Streams = tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage]]
 
 
 class OpenApiToolServer:

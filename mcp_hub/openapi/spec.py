@@ -22,7 +22,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from mcp_hub.credentials.netguard import UrlGuard
 from mcp_hub.errors import InvalidSpecError, UnsafeUrlError
 from mcp_hub.openapi.loader import is_url
-from mcp_hub.openapi.refs import check_refs, follow
+from mcp_hub.openapi.refs import check_refs, resolve
 from mcp_hub.openapi.tools import build_tools
 
 MAX_PROBLEMS = 20
@@ -52,14 +52,16 @@ def _schema_problems(document: dict[str, Any], version: str) -> list[str]:
     return problems
 
 
-def _check_document(document: dict[str, Any], version: str) -> None:
+def _check_document(document: dict[str, Any], version: str) -> int:
+    """The number of tools the document makes."""
     problems = check_refs(document)
     if problems:
         raise InvalidSpecError(problems)
     problems = _schema_problems(document, version)
     if problems:
         raise InvalidSpecError(problems)
-    build_tools(document, include=None, exclude=None)  # raises on operations that cannot become tools
+    # Raises on operations that cannot become tools.
+    return len(build_tools(document, include=None, exclude=None))
 
 
 def _first_line(text: str) -> str:
@@ -92,17 +94,18 @@ def server_url(document: dict[str, Any], spec_location: str | None, override: st
 
 async def validate_document(
     document: dict[str, Any], *, spec_location: str | None, base_url_override: str | None, guard: UrlGuard
-) -> str:
-    """Raises InvalidSpecError listing the problems; returns the base URL calls will use."""
+) -> tuple[str, int]:
+    """Raises InvalidSpecError listing the problems; returns the base URL calls will use and the number
+    of tools the document makes."""
     version = spec_version(document)
     # A spec of many megabytes takes seconds to walk: off the event loop, which serves every other call.
-    await anyio.to_thread.run_sync(_check_document, document, version)
+    tool_count = await anyio.to_thread.run_sync(_check_document, document, version)
     base = server_url(document, spec_location, base_url_override)
     try:
         await guard.check_url(base, what="the spec's server URL")
     except UnsafeUrlError as exc:
         raise InvalidSpecError([exc.message]) from None
-    return base
+    return base, tool_count
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def oauth_endpoints(document: dict[str, Any], spec_location: str | None) -> OAut
     need, not every scope the flow lists. Relative URLs resolve against the spec's own URL."""
     schemes = (document.get("components") or {}).get("securitySchemes") or {}
     for name, raw in schemes.items():
-        scheme = follow(document, raw["$ref"]) if isinstance(raw, dict) and "$ref" in raw else raw
+        scheme = resolve(document, raw)
         if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
             continue
         flow = (scheme.get("flows") or {}).get("authorizationCode")

@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from mcp_hub.errors import InvalidSpecError
-from mcp_hub.openapi.refs import Inliner, follow
+from mcp_hub.openapi.refs import Inliner, resolve
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # MCP tool names (SEP-986) may be 1-128 of [A-Za-z0-9_.-], but some clients' model APIs accept only
@@ -68,6 +71,12 @@ class OperationTool:
     # Alternatives of security requirements (any one suffices); empty means none needed.
     security: tuple[dict[str, list[str]], ...]
 
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        """Checks a call's arguments; built on first use and kept with the tool (tool lists are cached
+        per spec version), not rebuilt on every call."""
+        return Draft202012Validator(self.input_schema)
+
 
 def tool_name(operation_id: str | None, method: str, path: str) -> str:
     raw = operation_id or f"{method}_{path}"
@@ -109,7 +118,7 @@ def build_tools(
     for path, path_item in (document.get("paths") or {}).items():
         if not isinstance(path_item, dict):
             continue
-        item = follow(document, path_item["$ref"]) if isinstance(path_item.get("$ref"), str) else path_item
+        item = resolve(document, path_item)
         for method in HTTP_METHODS:
             operation = item.get(method)
             if not isinstance(operation, dict):
@@ -219,11 +228,7 @@ def _merged_parameters(
     """Path-item parameters overridden by the operation's own of the same name and location."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for raw in [*shared, *own]:
-        param = (
-            follow(document, raw["$ref"])
-            if isinstance(raw, dict) and isinstance(raw.get("$ref"), str)
-            else raw
-        )
+        param = resolve(document, raw)
         if isinstance(param, dict) and param.get("in") in ("path", "query", "header", "cookie"):
             merged[(str(param["in"]), str(param.get("name")))] = param
     return list(merged.values())
@@ -250,7 +255,7 @@ def _body(
     raw = operation.get("requestBody")
     if not isinstance(raw, dict):
         return None
-    request_body = follow(document, raw["$ref"]) if isinstance(raw.get("$ref"), str) else raw
+    request_body = resolve(document, raw)
     content = request_body.get("content") or {}
     chosen = next((media_type for media_type in content if _is_json(media_type)), None)
     if chosen is None:

@@ -21,18 +21,15 @@ from mcp_hub.openapi.runtime import SPEC_CLIENT, UNSAVED_CLIENT, OpenApiRuntime
 from mcp_hub.runtime import Hub
 from mcp_hub.store.engine import transaction
 from mcp_hub.store.models import CredentialType, McpServer
-from tests.gateway.clients import shttp_session
+from tests.gateway.clients import shttp_session, text_of
 from tests.gateway.conftest import RunningHub
 from tests.openapi.conftest import RestApi, serve_app
 from tests.openapi.rest_app import API_KEYS, OAUTH_TOKENS
 
 
 def structured(result: types.CallToolResult) -> Any:
-    assert not result.is_error, result
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
     # The text is the REST body as it came; structuredContent the same JSON (objects as they are).
-    value = json.loads(block.text)
+    value = json.loads(text_of(result))
     expected = value if isinstance(value, dict) else {"result": value}
     assert result.structured_content == expected
     return value
