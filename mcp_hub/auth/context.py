@@ -181,9 +181,6 @@ def access_generation() -> tuple[int, int]:
     return revocations(), _access_changes
 
 
-_generation = access_generation
-
-
 class AuthCache:
     """Recent successful AuthContexts, by (hash of the presented key, path server), for `ttl` seconds.
 
@@ -198,7 +195,7 @@ class AuthCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str | None], tuple[float, AuthContext]] = {}
-        self._generation = _generation()
+        self._generation = access_generation()
 
     async def authenticate(self, request: HTTPConnection, hub: Hub) -> AuthContext:
         if self.ttl <= 0:
@@ -206,14 +203,15 @@ class AuthCache:
         presented = presented_key(request)
         key = (hash_api_key(presented) if presented is not None else "", request.path_params.get("server"))
         now = time.monotonic()
-        if self._generation != _generation():
-            self._generation = _generation()
+        generation = access_generation()
+        if generation != self._generation:
+            self._generation = generation
             self._entries = {}
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         auth = await extract_mcp_auth_context(request, hub)
-        if _generation() != self._generation:
+        if access_generation() != self._generation:
             # A revocation or an access change committed while this was being read: it may be stale.
             return auth
         if len(self._entries) >= self.max_entries:

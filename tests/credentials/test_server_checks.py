@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from mcp_hub.admin.probe import readable
 from mcp_hub.store.engine import transaction
@@ -93,7 +94,7 @@ async def test_unsaved_form_is_tested_without_being_stored(
     )
     assert nameless.status_code == 200, nameless.text
     async with transaction(hub_of(app).sessions) as session:
-        assert (await session.get(McpServer, "unsaved")) is None
+        assert await session.scalar(select(McpServer.id).where(McpServer.name == "unsaved")) is None
     listed = await client.get("/v1/servers", headers=ADMIN)
     assert listed.json()["items"] == []
     pool = app.state.gateway.pool
