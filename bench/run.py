@@ -342,8 +342,18 @@ async def probe_echo(http: httpx2.AsyncClient, url: str, headers: dict[str, str]
 
 
 def lua_script(headers: dict[str, str], body: str) -> str:
-    lines = ['wrk.method = "POST"', f"wrk.body = [==[{body}]==]"]
+    """wrk posts `body` with a fresh JSON-RPC id per request: on a 2025-era session, requests in flight at
+    once must not share an id (the server routes each response to its request by id)."""
+    head, tail = body.split('"id": 1,', 1)
+    lines = ['wrk.method = "POST"']
     lines += [f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in headers.items()]
+    lines += [
+        "local sent = 0",
+        "request = function()",
+        "  sent = sent + 1",
+        f'  return wrk.format(nil, nil, nil, [==[{head}"id": ]==] .. sent .. [==[,{tail}]==])',
+        "end",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -746,7 +756,10 @@ async def load_matrix(
             )
         print(f"{target.label}: raw load ({era})", file=sys.stderr, flush=True)
         if target.key == "floor":
-            headers, body = {"Content-Type": "application/json"}, '{"jsonrpc":"2.0","id":1}'
+            headers, body = (
+                {"Content-Type": "application/json"},
+                '{"jsonrpc": "2.0", "id": 1, "method": "ping"}',
+            )
         else:
             try:
                 headers, body = await raw_request(target, era)

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.auth.context import AuthCache, AuthContext, presented_key, set_auth_context
 from mcp_hub.authserver.metadata import www_authenticate
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from mcp_hub.gateway.json_first import JsonFirstSessionManager
 from mcp_hub.gateway.passthrough import PassThrough
 from mcp_hub.gateway.server import Gateway, GatewaySettings
 from mcp_hub.openapi.runtime import OpenApiRuntime, openapi_runtime
@@ -45,7 +45,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 class GatewayRuntime:
     gateway: Gateway
     pool: UpstreamPool
-    manager: StreamableHTTPSessionManager
+    manager: JsonFirstSessionManager
     sse: SseServerTransport
     hub: Hub
     auth_cache: AuthCache
@@ -103,7 +103,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
         ),
     )
     security = transport_security(settings)
-    manager = StreamableHTTPSessionManager(
+    manager = JsonFirstSessionManager(
         app=gateway.server,
         security_settings=security,
         max_request_body_size=settings.max_request_bytes,

@@ -1,10 +1,14 @@
-"""The benchmark's reading of wrk: a misparsed unit or a missed error count would publish wrong figures."""
+"""The benchmark's use of wrk: a misparsed unit or a missed error count would publish wrong figures, and a
+repeated request id would make the load itself wrong."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from bench.run import Cell, parse_wrk, percentile
+from bench.run import Cell, lua_script, parse_wrk, percentile
 
 # Captured from wrk 4.1.0 (`wrk -t1 -c2 -d1s --latency`), with an error line as wrk prints it.
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:3441/mcp
@@ -46,3 +50,13 @@ def test_percentile_picks_the_nearest_rank() -> None:
     assert percentile(values, 0.5) in (50.0, 51.0)
     assert percentile(values, 0.99) == 99.0
     assert percentile([3.0], 0.99) == 3.0
+
+
+def test_wrk_posts_a_fresh_request_id_each_time() -> None:
+    """Requests in flight at once on one 2025-era session must not share an id, so the script builds
+    each body around a counter; what it concatenates must be the same JSON with that id."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}})
+    script = lua_script({"Content-Type": "application/json"}, body)
+    assert "wrk.body" not in script and "sent = sent + 1" in script
+    head, tail = re.findall(r"\[==\[(.*?)\]==\]", script.split("wrk.format", 1)[1])
+    assert json.loads(f"{head}7{tail}") == {**json.loads(body), "id": 7}
