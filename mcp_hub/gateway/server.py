@@ -25,6 +25,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError, NoBackChannelError
+from mcp.shared.inbound import MCP_PARAM_HEADER_PREFIX, validate_mcp_param_headers
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -53,6 +54,8 @@ from mcp_hub.upstream.session import Era, era_of, forwarded_meta
 from mcp_hub.upstream.target import UpstreamTarget, target_from_row
 
 log = logging.getLogger(__name__)
+# Header names arrive lowercased (ASGI).
+MCP_PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 
 T = TypeVar("T")
 ListKind = str  # "tools" | "resources" | "templates" | "prompts"
@@ -226,6 +229,10 @@ class Gateway:
             on_list_prompts=_asking_to_connect(self._list_prompts),
             on_get_prompt=_asking_to_connect(self._get_prompt),
             on_completion=_asking_to_connect(self._complete),
+            # Without this the SDK checks a 2026-07-28 call's Mcp-Param headers against a whole
+            # `tools/list` run through the hub's handler on every call; `_call_tool` checks them
+            # against the tool it routes to instead (`_check_param_headers`).
+            get_tool_input_schema=_schema_checked_by_call_tool,
         )
         # Registered apart from the constructor: the SDK warns that logging is deprecated in 2026-07-28,
         # but clients on 2025 revisions still use it and the hub relays it.
@@ -533,12 +540,39 @@ class Gateway:
             )
         return server, entry.name
 
+    async def _check_param_headers(
+        self,
+        ctx: Ctx,
+        auth: AuthContext,
+        era: Era,
+        server: McpServer,
+        tool_name: str,
+        params: types.CallToolRequestParams,
+    ) -> None:
+        """A 2026-07-28 call's `Mcp-Param-*` headers must agree with its arguments, as the tool's schema
+        declares them (`x-mcp-header`): the check the SDK would make before dispatch, with the same
+        error (HEADER_MISMATCH, HTTP 400), made against the upstream tool the call is routed to."""
+        headers = ctx.request.headers if ctx.request is not None else {}
+        if not params.arguments and not any(name.startswith(MCP_PARAM_PREFIX) for name in headers):
+            return
+        listing = await self._cached("tools", server, auth, era)
+        if listing is None:
+            listing = await self._fetch("tools", server, auth, era, aggregate=False)
+        tool = next((tool for tool in listing if tool.name == tool_name), None)
+        if tool is None:
+            return  # the upstream will answer for a tool it does not list
+        rejection = validate_mcp_param_headers(tool.input_schema, params.arguments or {}, headers)
+        if rejection is not None:
+            raise MCPError(code=rejection.code, message=rejection.message, data=rejection.data)
+
     async def _call_tool(
         self, ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         auth = self._auth(ctx)
         era = era_of(ctx.protocol_version)
         server, tool_name = await self._route_tool(auth, era, params.name)
+        if era == "modern":
+            await self._check_param_headers(ctx, auth, era, server, tool_name, params)
         self._touch(ctx, auth, [server])
         if tool_name == CONNECT_TOOL:
             try:
@@ -940,6 +974,12 @@ _GET_PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResul
 )
 
 R = TypeVar("R")
+
+
+def _schema_checked_by_call_tool(name: str) -> None:
+    """For the SDK's pre-dispatch Mcp-Param check: no schema here, so it checks nothing (see
+    `Gateway._check_param_headers`)."""
+    return None
 
 
 def _deliverable(ctx: Ctx, result: R) -> R:

@@ -188,6 +188,44 @@ async def test_modern_clients_call_tools_whose_arguments_travel_in_headers(
         assert text_of(await client.call_tool("echo__regional", {"region": "eu"})) == "eu"
 
 
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/local"])
+async def test_mcp_param_headers_that_disagree_with_the_arguments_are_refused(
+    hub_server: RunningHub, path: str
+) -> None:
+    """The hub, as the 2026-07-28 server its clients talk to, checks their `Mcp-Param-*` headers against
+    the arguments (the upstream only ever sees the hub's own headers): a mismatch or a missing header is
+    HTTP 400 with HEADER_MISMATCH and never reaches the upstream; agreeing headers pass."""
+    await hub_server.add_stdio_echo("local")
+    key = await hub_server.add_key(await hub_server.add_user("rae"))
+    tool = "local__regional" if path == "/mcp" else "regional"
+    headers = {
+        **auth_headers(key),
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,
+    }
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": {"region": "eu"}, "_meta": meta},
+    }
+    async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
+        for region in ("us", None):
+            sent = {**headers, "Mcp-Param-Region": region} if region else headers
+            refused = await http.post(path, json=body, headers=sent)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["code"] == types.HEADER_MISMATCH
+        agreed = await http.post(path, json=body, headers={**headers, "Mcp-Param-Region": "eu"})
+        assert agreed.status_code == 200, agreed.text
+        assert agreed.json()["result"]["content"][0]["text"] == "eu"
+
+
 async def test_a_listen_stream_that_ends_at_once_is_retried_with_backoff(
     hub_server: RunningHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
