@@ -19,13 +19,13 @@ SDK's path unchanged, errors and all.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from functools import partial
 from http import HTTPStatus
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp.server.streamable_http import (
     CONTENT_TYPE_SSE,
     MCP_SESSION_ID_HEADER,
@@ -56,6 +56,8 @@ JSON_WINDOW_SECONDS = 15.0
 
 SSEEvent = dict[str, Any]
 
+logger = logging.getLogger(__name__)
+
 
 class JsonFirstTransport(StreamableHTTPServerTransport):
     async def _handle_post_request(
@@ -65,6 +67,20 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
         if message is None:
             await super()._handle_post_request(scope, request, receive, send)
             return
+        try:
+            await self._answer(scope, request, receive, send, message)
+        except Exception as exc:
+            # As the SDK's POST handler does: a JSON-RPC 500 to the client, the error to the session.
+            logger.exception("Error handling POST request")
+            await self._create_error_response(
+                "Error handling POST request", HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR
+            )(scope, receive, send)
+            if self._read_stream_writer is not None:
+                await self._read_stream_writer.send(exc)
+
+    async def _answer(
+        self, scope: Scope, request: Request, receive: Receive, send: Send, message: JSONRPCRequest
+    ) -> None:
         if not await self._validate_request_headers(request, send):
             return
         writer = self._read_stream_writer
@@ -107,7 +123,11 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
         if not (has_json and has_sse) or not self._check_content_type(request):
             return None
         try:
-            message = jsonrpc_message_adapter.validate_json(await request.body(), by_name=False)
+            body = await request.body()
+        except Exception:
+            return None  # e.g. the client went away mid-body: the SDK's path meets it and answers as it does
+        try:
+            message = jsonrpc_message_adapter.validate_json(body, by_name=False)
         except (ValidationError, ValueError):
             return None
         if not isinstance(message, JSONRPCRequest) or message.method == "initialize":
@@ -132,28 +152,24 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
             "Content-Type": CONTENT_TYPE_SSE,
             MCP_SESSION_ID_HEADER: self.mcp_session_id or "",
         }
+        # The first message goes out as the SDK's writer's leading event, inside its clean-up: a client
+        # that is gone already must not leave this request's streams registered (a full request stream
+        # would stop the session's message router).
+        leading = None if first is None else self._create_event_data(first)
         response = EventSourceResponse(
             content=events_out,
-            data_sender_callable=partial(self._write_events, request_id, events, messages, first),
+            data_sender_callable=partial(self._run_sse_writer, request_id, events, messages, leading),
             headers=headers,
         )
         try:
             await response(scope, receive, send)
+        except Exception:
+            # Headers may be out already, so no error response: as the SDK's SSE mode, log and clean up.
+            logger.exception("SSE response error")
+            await events.aclose()
+            await self._clean_up_memory_streams(request_id)
         finally:
             await events_out.aclose()
-
-    async def _write_events(
-        self,
-        request_id: str,
-        events: MemoryObjectSendStream[SSEEvent],
-        messages: MemoryObjectReceiveStream[EventMessage],
-        first: EventMessage | None,
-    ) -> None:
-        if first is not None:
-            # If the client already left, the SDK's writer below closes the streams and cleans up.
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await events.send(self._create_event_data(first))
-        await self._run_sse_writer(request_id, events, messages, None)
 
 
 class JsonFirstSessionManager(StreamableHTTPSessionManager):

@@ -4,6 +4,7 @@ the response is slow, with every message of the stream kept."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,8 +13,12 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from mcp.server.streamable_http import REQUEST_STREAM_BUFFER_SIZE
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from mcp_types import JSONRPCNotification, JSONRPCResponse
 
 from mcp_hub.gateway import json_first
+from mcp_hub.gateway.json_first import JsonFirstTransport
 from tests.gateway.conftest import RunningHub
 from tests.gateway.test_gateway_http_passthrough import call, result_of, sse_messages
 from tests.gateway.test_gateway_robustness import open_raw_session
@@ -111,10 +116,78 @@ async def test_ending_the_session_answers_a_call_still_in_the_window(hub_server:
                 await http.post("/mcp", json=tool_call(2, "local__slow", {"seconds": 5}), headers=session)
             )
 
+        transport = hub_server.app.state.gateway.manager._server_instances[session["mcp-session-id"]]
         with anyio.fail_after(4):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(slow_call)
-                await anyio.sleep(0.3)
+                while "2" not in transport._request_streams:  # dispatched, waiting for its answer
+                    await anyio.sleep(0.01)
                 assert (await http.delete("/mcp", headers=session)).status_code == 200
         assert answers[0].status_code == 500
         assert answers[0].json()["error"]["message"] == "Session terminated before the request completed"
+
+
+async def test_a_client_gone_before_its_stream_starts_leaves_the_session_working() -> None:
+    """The transport alone, with a scripted session behind it (the hub's server is not what this is
+    about) and a client that is gone as soon as its body is read: the request's first message is a
+    progress notification, so the answer becomes a stream that cannot be delivered. Its streams must be
+    unregistered, or the messages that follow would fill them and stop the session's message router."""
+    transport = JsonFirstTransport(mcp_session_id="s1")
+    meta = ServerMessageMetadata(related_request_id=7)
+    later_sent = anyio.Event()
+    async with transport.connect() as (read, write):
+
+        async def session() -> None:
+            async for incoming in read:
+                assert isinstance(incoming, SessionMessage)
+                progress = {"progressToken": 1, "progress": 0}
+                await write.send(
+                    SessionMessage(
+                        JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params=progress),
+                        metadata=meta,
+                    )
+                )
+                await anyio.sleep(0.2)
+                for step in range(1, 2 * REQUEST_STREAM_BUFFER_SIZE):
+                    progress = {"progressToken": 1, "progress": step}
+                    await write.send(
+                        SessionMessage(
+                            JSONRPCNotification(
+                                jsonrpc="2.0", method="notifications/progress", params=progress
+                            ),
+                            metadata=meta,
+                        )
+                    )
+                await write.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=7, result={})))
+                later_sent.set()
+
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "x"}}
+        ).encode()
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/mcp",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"accept", b"application/json, text/event-stream"),
+                (b"mcp-session-id", b"s1"),
+                (b"host", b"127.0.0.1"),
+            ],
+        }
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(session)
+                await transport.handle_request(scope, receive, send)
+                await later_sent.wait()  # the router kept taking the session's messages
+                tg.cancel_scope.cancel()
+        assert transport._request_streams == {} and transport._sse_stream_writers == {}
