@@ -3,10 +3,10 @@ resources changed (their revision has no session to notify later).
 
 One listen request is one stream: the acknowledgment first, then a notification each time an upstream
 the caller may use announces a change of a requested kind (handshake upstreams on their session,
-2026-07-28 upstreams on the hub's own listen stream to them, see mcp_hub.upstream.pool). Changes that
-arrive while a notification is being written are folded into the next one. Resource subscriptions are
-not offered on this revision (the acknowledgment leaves them out, and the hub does not advertise
-`resources.subscribe` to such clients).
+2026-07-28 upstreams on the hub's own listen stream to them, see mcp_hub.upstream.pool), and a
+`notifications/resources/updated` for each subscribed resource that changed (the gateway holds those
+subscriptions upstream while the stream lasts). Changes that arrive while a notification is being
+written are folded into the next one.
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ class _Listener:
     kinds: frozenset[ChangeKind]
     # The access decisions the stream was opened under (auth.context.access_generation).
     generation: tuple[int, int]
+    # Subscribed resources: (server id, upstream URI) -> the URI as the client named it.
+    resources: dict[tuple[str, str], str] = field(default_factory=dict)
     pending: set[ChangeKind] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
     wake: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -66,11 +69,20 @@ class ChangeListeners:
                 listener.pending.add(kind)
                 listener.wake.set()
 
+    def resource_updated(self, server_id: str, uri: str) -> None:
+        """An upstream resource changed: every listener subscribed to it is woken."""
+        for listener in self._listeners:
+            public = listener.resources.get((server_id, uri))
+            if public is not None:
+                listener.updated.add(public)
+                listener.wake.set()
+
     async def serve(
         self,
         ctx: ServerRequestContext[Any, Any],
         auth: AuthContext,
         params: types.SubscriptionsListenRequestParams,
+        resources: dict[tuple[str, str], str] | None = None,
     ) -> types.SubscriptionsListenResult:
         """Serves one stream until the client goes away. It ends (gracefully: the client may listen
         again, and is authenticated again) when an access change or a revocation in this process makes
@@ -96,10 +108,12 @@ class ChangeListeners:
             "resources": wanted.resources_list_changed,
         }
         kinds = frozenset(kind for kind, yes in asked.items() if yes)
+        resources = resources or {}
         honored = types.SubscriptionFilter(
             tools_list_changed=True if "tools" in kinds else None,
             prompts_list_changed=True if "prompts" in kinds else None,
             resources_list_changed=True if "resources" in kinds else None,
+            resource_subscriptions=sorted(set(resources.values())) or None,
         )
         meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: request_id}
         listener = _Listener(
@@ -107,6 +121,7 @@ class ChangeListeners:
             frozenset(server.id for server in auth.servers.values()),
             kinds,
             access_generation(),
+            resources,
         )
         # Registered before the acknowledgment, so a change during its write is not lost.
         self._listeners.add(listener)
@@ -119,7 +134,7 @@ class ChangeListeners:
                 ),
                 related_request_id=request_id,
             )
-            while kinds:
+            while kinds or resources:
                 await listener.wake.wait()
                 listener.wake = anyio.Event()
                 if access_generation() != listener.generation:
@@ -128,6 +143,14 @@ class ChangeListeners:
                 for kind in changed:
                     await ctx.session.send_notification(
                         CHANGE_NOTIFICATIONS[kind](params=types.NotificationParams(_meta=meta)),
+                        related_request_id=request_id,
+                    )
+                updated, listener.updated = sorted(listener.updated), set()
+                for uri in updated:
+                    await ctx.session.send_notification(
+                        types.ResourceUpdatedNotification(
+                            params=types.ResourceUpdatedNotificationParams(uri=uri, _meta=meta)
+                        ),
                         related_request_id=request_id,
                     )
             # Nothing this hub can deliver was asked for: the stream ends at once, gracefully.

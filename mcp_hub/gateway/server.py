@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from mcp_hub.upstream.target import UpstreamTarget, target_from_row
 log = logging.getLogger(__name__)
 # Header names arrive lowercased (ASGI).
 MCP_PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
+# How long a closed listen stream may take to unsubscribe its resources upstream.
+RELEASE_DEADLINE_SECONDS = 10.0
 
 T = TypeVar("T")
 ListKind = str  # "tools" | "resources" | "templates" | "prompts"
@@ -166,23 +169,7 @@ class CallRelay:
 
 class HubServer(Server[Any]):
     """Advertises list_changed for tools, resources and prompts: the hub relays the upstreams' ones
-    (on 2026-07-28 through `subscriptions/listen`, which does not carry resource subscriptions here)."""
-
-    def get_capabilities(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-        *,
-        protocol_version: str | None = None,
-    ) -> types.ServerCapabilities:
-        capabilities = super().get_capabilities(
-            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
-        )
-        if protocol_version in MODERN_PROTOCOL_VERSIONS and capabilities.resources is not None:
-            resources = capabilities.resources.model_copy(update={"subscribe": False})
-            capabilities = capabilities.model_copy(update={"resources": resources})
-        return capabilities
+    (on 2026-07-28 through `subscriptions/listen`, which also carries resource subscriptions)."""
 
     def create_initialization_options(
         self,
@@ -721,20 +708,7 @@ class Gateway:
         auth = self._auth(ctx)
         server, uri = self._route_uri(auth, str(params.uri))
         downstream = self._touch(ctx, auth, [server])
-        target = self._target(server)
-        key = await self._key_for(target, auth, "handshake")
-        subscribers = self._upstream_subscribers.setdefault((key, uri), set())
-        if not subscribers:
-            await self._upstream(
-                target,
-                auth,
-                lambda s: s.send_request(
-                    types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
-                ),
-            )
-            # An idle upstream session would otherwise be closed, and its updates with it.
-            self.pool.pin(key)
-        subscribers.add(owner_of(ctx))
+        await self._hold(auth, server, uri, owner_of(ctx))
         downstream.subscriptions.add((server.id, uri))
         return types.EmptyResult()
 
@@ -743,24 +717,38 @@ class Gateway:
         server, uri = self._route_uri(auth, str(params.uri))
         downstream = self._touch(ctx, auth, [server])
         downstream.subscriptions.discard((server.id, uri))
+        await self._release(auth, server, uri, owner_of(ctx))
+        return types.EmptyResult()
+
+    async def _hold(self, auth: AuthContext, server: McpServer, uri: str, owner: str) -> None:
+        """`owner` (a downstream session, or a 2026-07-28 listen stream) wants updates of `uri`: the
+        upstream is subscribed on the first holder's behalf. Always on a handshake session, the one
+        revision with `resources/subscribe`; its updates reach `_relay_resource_updated` by server."""
+        target = self._target(server)
+        key = await self._key_for(target, auth, "handshake")
+        if not self._upstream_subscribers.get((key, uri)):
+            subscribe = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+            await self._upstream(target, auth, lambda s: s.send_request(subscribe, types.EmptyResult))
+        # Looked up again after the wait: holders that came meanwhile share one set and one pin.
+        subscribers = self._upstream_subscribers.setdefault((key, uri), set())
+        if not subscribers:
+            # An idle upstream session would otherwise be closed, and its updates with it.
+            self.pool.pin(key)
+        subscribers.add(owner)
+
+    async def _release(self, auth: AuthContext, server: McpServer, uri: str, owner: str) -> None:
+        """`owner` no longer wants updates of `uri`; the last one out unsubscribes the upstream."""
         target = self._target(server)
         key = await self._key_for(target, auth, "handshake")
         subscribers = self._upstream_subscribers.get((key, uri))
-        if subscribers is None or owner_of(ctx) not in subscribers:
-            return types.EmptyResult()
-        subscribers.discard(owner_of(ctx))
+        if subscribers is None or owner not in subscribers:
+            return
+        subscribers.discard(owner)
         if not subscribers:
             del self._upstream_subscribers[(key, uri)]
             self.pool.unpin(key)
-            await self._upstream(
-                target,
-                auth,
-                lambda s: s.send_request(
-                    types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)),
-                    types.EmptyResult,
-                ),
-            )
-        return types.EmptyResult()
+            unsubscribe = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
+            await self._upstream(target, auth, lambda s: s.send_request(unsubscribe, types.EmptyResult))
 
     async def _restore_subscriptions(self, pooled: PooledSession, session: ClientSession) -> None:
         """A replacement upstream session (after a crash, a restart, an idle close) starts with no
@@ -917,7 +905,32 @@ class Gateway:
     async def _listen(
         self, ctx: Ctx, params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
-        return await self.listeners.serve(ctx, self._auth(ctx), params)
+        """A 2026-07-28 client's listen stream. Its resource subscriptions are held upstream for as
+        long as the stream lasts (as a 2025 session's `resources/subscribe` would be); a URI the
+        caller may not use, or that its upstream will not subscribe, is left out of the acknowledgment."""
+        auth = self._auth(ctx)
+        owner = f"listen:{uuid.uuid4().hex}"
+        held: dict[tuple[str, str], str] = {}
+        servers: dict[str, McpServer] = {}
+        for public in params.notifications.resource_subscriptions or []:
+            try:
+                server, uri = self._route_uri(auth, public)
+                await self._hold(auth, server, uri, owner)
+            except MCPError as exc:
+                log.info("listen: resource %s not subscribed: %s", public, exc.message)
+                continue
+            held[(server.id, uri)] = public
+            servers[server.id] = server
+        try:
+            return await self.listeners.serve(ctx, auth, params, resources=held)
+        finally:
+            # Also when the client went away (the stream's task is cancelled then).
+            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE_SECONDS):
+                for server_id, uri in held:
+                    try:
+                        await self._release(auth, servers[server_id], uri, owner)
+                    except MCPError as exc:
+                        log.info("listen: resource %s not unsubscribed: %s", uri, exc.message)
 
     async def _on_upstream_notification(self, server_id: str, notification: types.ServerNotification) -> None:
         if isinstance(notification, types.ResourceUpdatedNotification):
@@ -949,6 +962,7 @@ class Gateway:
                 return
 
     async def _relay_resource_updated(self, server_id: str, uri: str) -> None:
+        self.listeners.resource_updated(server_id, uri)
         for owner, downstream in list(self._downstream.items()):
             if (server_id, uri) not in downstream.subscriptions:
                 continue

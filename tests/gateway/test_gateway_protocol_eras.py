@@ -133,10 +133,9 @@ async def test_modern_clients_listen_on_the_hub_for_list_changes(
         assert client.protocol_version == MODERN
         capabilities = client.server_capabilities
         assert capabilities is not None and capabilities.tools is not None and capabilities.tools.list_changed
-        # Resource subscriptions are not offered on this revision, and the hub does not claim them.
-        assert capabilities.resources is not None and not capabilities.resources.subscribe
+        assert capabilities.resources is not None and capabilities.resources.subscribe
         async with (
-            client.listen(tools_list_changed=True, resource_subscriptions=["mcp-hub://echo/x"]) as sub,
+            client.listen(tools_list_changed=True) as sub,
             outsider.listen(tools_list_changed=True) as outsider_sub,
         ):
             assert sub.honored.tools_list_changed and not sub.honored.resource_subscriptions
@@ -148,6 +147,32 @@ async def test_modern_clients_listen_on_the_hub_for_list_changes(
             with anyio.move_on_after(0.5) as quiet:
                 await outsider_sub.__anext__()
             assert quiet.cancelled_caught, "a key without access to `echo` heard of its change"
+
+
+async def test_modern_clients_subscribe_to_resources_on_their_listen_stream(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """A 2026-07-28 client names resources in its listen request: the hub subscribes them upstream
+    while the stream lasts, relays their updates under the names the client used, leaves out URIs the
+    caller cannot reach, and unsubscribes upstream when the stream ends."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("uma"))
+    greeting = "mcp-hub://echo/fixture://greeting"
+    async with (
+        modern_client(f"{hub_server.url}/mcp", key) as client,
+        shttp_session(f"{hub_server.url}/mcp", key) as legacy,
+    ):
+        async with client.listen(resource_subscriptions=[greeting, "mcp-hub://nowhere/x"]) as sub:
+            assert sub.honored.resource_subscriptions == [greeting]
+            assert text_of(await legacy.call_tool("echo__subscriptions", {})) == "fixture://greeting"
+            touched = await legacy.call_tool("echo__touch_resource", {"uri": "fixture://greeting"})
+            assert text_of(touched) == "notified"
+            with anyio.fail_after(5):
+                event = await sub.__anext__()
+            assert type(event).__name__ == "ResourceUpdated" and event.uri == greeting
+        with anyio.fail_after(5):
+            while text_of(await legacy.call_tool("echo__subscriptions", {})) != "":
+                await anyio.sleep(0.05)
 
 
 async def test_modern_clients_get_log_messages_only_at_the_level_they_ask_for(
