@@ -41,6 +41,8 @@ CHANGE_NOTIFICATIONS: dict[
 # HTTP, one connection), so one caller cannot take every slot.
 MAX_LISTENERS = 1024
 MAX_LISTENERS_PER_CALLER = 16
+# A stream with nothing to tell looks at the access decisions this often.
+ACCESS_RECHECK_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -77,20 +79,8 @@ class ChangeListeners:
                 listener.updated.add(public)
                 listener.wake.set()
 
-    async def serve(
-        self,
-        ctx: ServerRequestContext[Any, Any],
-        auth: AuthContext,
-        params: types.SubscriptionsListenRequestParams,
-        resources: dict[tuple[str, str], str] | None = None,
-    ) -> types.SubscriptionsListenResult:
-        """Serves one stream until the client goes away. It ends (gracefully: the client may listen
-        again, and is authenticated again) when an access change or a revocation in this process makes
-        the caller's access uncertain; that is checked when there is something to tell, which is the
-        only time the stream could tell anything."""
-        request_id = ctx.request_id
-        if request_id is None:
-            raise MCPError(types.INVALID_REQUEST, "subscriptions/listen requires a request id")
+    def admit(self, auth: AuthContext) -> None:
+        """Refuses a new stream at the caps (also checked when it registers, which is what counts)."""
         if len(self._listeners) >= MAX_LISTENERS:
             raise MCPError(types.INTERNAL_ERROR, "too many open listen streams on this hub; try again later")
         if (
@@ -101,6 +91,23 @@ class ChangeListeners:
                 types.INTERNAL_ERROR,
                 f"this credential already holds {MAX_LISTENERS_PER_CALLER} listen streams; close one first",
             )
+
+    async def serve(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        auth: AuthContext,
+        params: types.SubscriptionsListenRequestParams,
+        resources: dict[tuple[str, str], str] | None = None,
+        generation: tuple[int, int] | None = None,
+    ) -> types.SubscriptionsListenResult:
+        """Serves one stream until the client goes away. It ends (gracefully: the client may listen
+        again, and is authenticated again) when an access change or a revocation in this process makes
+        the caller's access uncertain; that is checked when there is something to tell, which is the
+        only time the stream could tell anything."""
+        request_id = ctx.request_id
+        if request_id is None:
+            raise MCPError(types.INVALID_REQUEST, "subscriptions/listen requires a request id")
+        self.admit(auth)
         wanted = params.notifications
         asked: dict[ChangeKind, bool | None] = {
             "tools": wanted.tools_list_changed,
@@ -120,7 +127,7 @@ class ChangeListeners:
             auth.principal,
             frozenset(server.id for server in auth.servers.values()),
             kinds,
-            access_generation(),
+            generation or access_generation(),
             resources,
         )
         # Registered before the acknowledgment, so a change during its write is not lost.
@@ -135,7 +142,10 @@ class ChangeListeners:
                 related_request_id=request_id,
             )
             while kinds or resources:
-                await listener.wake.wait()
+                # Woken by a change, or now and then to notice an access change on a quiet stream
+                # (which would otherwise keep its upstream subscriptions for a caller that lost access).
+                with anyio.move_on_after(ACCESS_RECHECK_SECONDS):
+                    await listener.wake.wait()
                 listener.wake = anyio.Event()
                 if access_generation() != listener.generation:
                     break

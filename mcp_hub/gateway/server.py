@@ -31,7 +31,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from mcp_hub.auth.context import AuthContext, auth_context_of
+from mcp_hub.auth.context import AuthContext, access_generation, auth_context_of
 from mcp_hub.errors import HubError, NotConnectedError, UpstreamError, UpstreamTimeoutError
 from mcp_hub.gateway.connect import (
     CONNECT_TOOL,
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 MCP_PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 # How long a closed listen stream may take to unsubscribe its resources upstream.
 RELEASE_DEADLINE_SECONDS = 10.0
+# Resources one listen request may subscribe (the rest are left out of its acknowledgment).
+MAX_LISTEN_RESOURCES = 64
 
 T = TypeVar("T")
 ListKind = str  # "tools" | "resources" | "templates" | "prompts"
@@ -720,7 +722,7 @@ class Gateway:
         await self._release(auth, server, uri, owner_of(ctx))
         return types.EmptyResult()
 
-    async def _hold(self, auth: AuthContext, server: McpServer, uri: str, owner: str) -> None:
+    async def _hold(self, auth: AuthContext, server: McpServer, uri: str, owner: str) -> PoolKey:
         """`owner` (a downstream session, or a 2026-07-28 listen stream) wants updates of `uri`: the
         upstream is subscribed on the first holder's behalf. Always on a handshake session, the one
         revision with `resources/subscribe`; its updates reach `_relay_resource_updated` by server."""
@@ -735,20 +737,32 @@ class Gateway:
             # An idle upstream session would otherwise be closed, and its updates with it.
             self.pool.pin(key)
         subscribers.add(owner)
+        return key
 
     async def _release(self, auth: AuthContext, server: McpServer, uri: str, owner: str) -> None:
         """`owner` no longer wants updates of `uri`; the last one out unsubscribes the upstream."""
-        target = self._target(server)
-        key = await self._key_for(target, auth, "handshake")
+        key = await self._key_for(self._target(server), auth, "handshake")
+        if self._drop_holder(key, uri, owner):
+            await self._unsubscribe_upstream(auth, server, uri)
+
+    def _drop_holder(self, key: PoolKey, uri: str, owner: str) -> bool:
+        """Forgets `owner` as a holder of `uri` on the session `key`; True if it was the last one, so
+        the upstream should be unsubscribed."""
         subscribers = self._upstream_subscribers.get((key, uri))
         if subscribers is None or owner not in subscribers:
-            return
+            return False
         subscribers.discard(owner)
-        if not subscribers:
-            del self._upstream_subscribers[(key, uri)]
-            self.pool.unpin(key)
-            unsubscribe = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
-            await self._upstream(target, auth, lambda s: s.send_request(unsubscribe, types.EmptyResult))
+        if subscribers:
+            return False
+        del self._upstream_subscribers[(key, uri)]
+        self.pool.unpin(key)
+        return True
+
+    async def _unsubscribe_upstream(self, auth: AuthContext, server: McpServer, uri: str) -> None:
+        unsubscribe = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
+        await self._upstream(
+            self._target(server), auth, lambda s: s.send_request(unsubscribe, types.EmptyResult)
+        )
 
     async def _restore_subscriptions(self, pooled: PooledSession, session: ClientSession) -> None:
         """A replacement upstream session (after a crash, a restart, an idle close) starts with no
@@ -905,32 +919,52 @@ class Gateway:
     async def _listen(
         self, ctx: Ctx, params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
-        """A 2026-07-28 client's listen stream. Its resource subscriptions are held upstream for as
-        long as the stream lasts (as a 2025 session's `resources/subscribe` would be); a URI the
-        caller may not use, or that its upstream will not subscribe, is left out of the acknowledgment."""
+        """A 2026-07-28 client's listen stream. Its resource subscriptions (at most
+        MAX_LISTEN_RESOURCES) are held upstream for as long as the stream lasts, as a 2025 session's
+        `resources/subscribe` would be; a URI the caller may not use, or that its upstream will not
+        subscribe, is left out of the acknowledgment."""
         auth = self._auth(ctx)
+        # Taken before the upstream round trips: an access change during them ends the stream.
+        generation = access_generation()
+        self.listeners.admit(auth)
         owner = f"listen:{uuid.uuid4().hex}"
         held: dict[tuple[str, str], str] = {}
-        servers: dict[str, McpServer] = {}
-        for public in params.notifications.resource_subscriptions or []:
+        holds: dict[tuple[str, str], tuple[McpServer, PoolKey]] = {}
+
+        async def hold(public: str) -> None:
             try:
                 server, uri = self._route_uri(auth, public)
-                await self._hold(auth, server, uri, owner)
+                key = await self._hold(auth, server, uri, owner)
             except MCPError as exc:
                 log.info("listen: resource %s not subscribed: %s", public, exc.message)
-                continue
+                return
             held[(server.id, uri)] = public
-            servers[server.id] = server
+            holds[(server.id, uri)] = (server, key)
+
         try:
-            return await self.listeners.serve(ctx, auth, params, resources=held)
+            async with anyio.create_task_group() as tg:
+                for public in (params.notifications.resource_subscriptions or [])[:MAX_LISTEN_RESOURCES]:
+                    tg.start_soon(hold, public)
+            return await self.listeners.serve(ctx, auth, params, resources=held, generation=generation)
         finally:
-            # Also when the client went away (the stream's task is cancelled then).
-            with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE_SECONDS):
-                for server_id, uri in held:
-                    try:
-                        await self._release(auth, servers[server_id], uri, owner)
-                    except MCPError as exc:
-                        log.info("listen: resource %s not unsubscribed: %s", uri, exc.message)
+            # Also when the client went away (the stream's task is cancelled then): the bookkeeping at
+            # once, then the upstreams told, together and within a deadline.
+            last = [
+                (server, uri)
+                for (_, uri), (server, key) in holds.items()
+                if self._drop_holder(key, uri, owner)
+            ]
+            if last:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_DEADLINE_SECONDS):
+                    async with anyio.create_task_group() as tg:
+                        for server, uri in last:
+                            tg.start_soon(self._unsubscribe_quietly, auth, server, uri)
+
+    async def _unsubscribe_quietly(self, auth: AuthContext, server: McpServer, uri: str) -> None:
+        try:
+            await self._unsubscribe_upstream(auth, server, uri)
+        except MCPError as exc:
+            log.info("listen: resource %s of %s not unsubscribed: %s", uri, server.name, exc.message)
 
     async def _on_upstream_notification(self, server_id: str, notification: types.ServerNotification) -> None:
         if isinstance(notification, types.ResourceUpdatedNotification):

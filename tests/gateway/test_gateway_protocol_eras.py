@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 import mcp_types as types
 import pytest
@@ -173,6 +174,43 @@ async def test_modern_clients_subscribe_to_resources_on_their_listen_stream(
         with anyio.fail_after(5):
             while text_of(await legacy.call_tool("echo__subscriptions", {})) != "":
                 await anyio.sleep(0.05)
+        runtime = hub_server.app.state.gateway
+        assert runtime.gateway._upstream_subscribers == {} and runtime.pool._pins == {}
+
+
+async def test_a_listen_stream_given_up_while_subscribing_holds_nothing(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """A client that stops waiting for its acknowledgment (one upstream never answers the subscription)
+    leaves no subscription held: not on the upstream that answered, not in the hub's books."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("una"))
+    runtime = hub_server.app.state.gateway
+
+    async def swallow(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            async for _ in stream:
+                pass  # takes the request, never answers
+
+    silent = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = silent.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(silent.serve, swallow)
+        await hub_server.add_server("silent", transport="http", url=f"http://127.0.0.1:{port}/mcp")
+        async with (
+            modern_client(f"{hub_server.url}/mcp", key) as client,
+            shttp_session(f"{hub_server.url}/mcp/echo", key) as direct,
+        ):
+            wanted = ["mcp-hub://echo/fixture://greeting", "mcp-hub://silent/x"]
+            with anyio.move_on_after(2) as gave_up:
+                async with client.listen(resource_subscriptions=wanted):
+                    pass
+            assert gave_up.cancelled_caught
+            with anyio.fail_after(5):
+                while runtime.gateway._upstream_subscribers or runtime.pool._pins:
+                    await anyio.sleep(0.05)
+            assert text_of(await direct.call_tool("subscriptions", {})) == ""
+        tg.cancel_scope.cancel()
 
 
 async def test_modern_clients_get_log_messages_only_at_the_level_they_ask_for(
