@@ -494,40 +494,47 @@ class Gateway:
         return tools
 
     async def _resolve_name(self, kind: ListKind, auth: AuthContext, era: Era, name: str) -> Entry | None:
+        """The entry of a public prompt (or other non-tool) name; tools go through `_resolve_tool`."""
         servers = list(auth.servers.values())
         for use_cache in (True, False):
             listings = await self._gather(kind, servers, auth, era, use_cache=use_cache)
-            if kind == "tools":
-                found = self._tool_catalog(auth, listings).get(name)
-                if found is not None:
-                    return found[0]
-            else:
-                entries = [
-                    Entry(s.id, s.alias, item.name) for s in servers for item in listings.get(s.id, [])
-                ]
-                entry = build_catalog(entries).get(name)
-                if entry is not None:
-                    return entry
+            entries = [Entry(s.id, s.alias, item.name) for s in servers for item in listings.get(s.id, [])]
+            entry = build_catalog(entries).get(name)
+            if entry is not None:
+                return entry
         return None
 
-    async def _route_tool(self, auth: AuthContext, era: Era, name: str) -> tuple[McpServer, str]:
+    async def _resolve_tool(self, auth: AuthContext, era: Era, name: str) -> tuple[Entry, Any] | None:
+        """The catalog entry of a public tool name, and the upstream tool it stands for."""
+        servers = list(auth.servers.values())
+        for use_cache in (True, False):
+            listings = await self._gather("tools", servers, auth, era, use_cache=use_cache)
+            found = self._tool_catalog(auth, listings).get(name)
+            if found is not None:
+                return found
+        return None
+
+    async def _route_tool(self, auth: AuthContext, era: Era, name: str) -> tuple[McpServer, str, Any | None]:
+        """Server, upstream tool name, and the upstream tool where routing listed it (on `/mcp`; on
+        `/mcp/{server}` the name is the upstream's own and nothing is listed)."""
         single = self._single(auth)
         if single is not None:
             if name != CONNECT_TOOL and not auth.tool_allowed(single, name):
                 raise MCPError(
                     code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
                 )
-            return single, name
-        entry = await self._resolve_name("tools", auth, era, name)
-        if entry is None:
+            return single, name, None
+        found = await self._resolve_tool(auth, era, name)
+        if found is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
+        entry, tool = found
         server = _server_by_id(auth, entry.server_id)
         # Checked again at call time: the listing may be older than a change of the allowlists.
         if entry.name != CONNECT_TOOL and not auth.tool_allowed(server, entry.name):
             raise MCPError(
                 code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
             )
-        return server, entry.name
+        return server, entry.name, tool
 
     async def _check_param_headers(
         self,
@@ -536,26 +543,29 @@ class Gateway:
         era: Era,
         server: McpServer,
         tool_name: str,
+        tool: Any | None,
         params: types.CallToolRequestParams,
     ) -> None:
         """A 2026-07-28 call's `Mcp-Param-*` headers must agree with its arguments, as the tool's schema
         declares them (`x-mcp-header`): the check the SDK would make before dispatch, with the same
-        error (HEADER_MISMATCH, HTTP 400), made against the upstream tool the call is routed to."""
+        error (HEADER_MISMATCH, HTTP 400), made against the upstream tool the call is routed to
+        (`tool`, when routing listed it)."""
         headers = ctx.request.headers if ctx.request is not None else {}
         if not params.arguments and not any(name.startswith(MCP_PARAM_PREFIX) for name in headers):
             return
-        listing = await self._cached("tools", server, auth, era)
-        if listing is None:
-            # Only `/mcp/{server}` gets here (routing on `/mcp` lists): within the listing deadline, and
-            # unchecked if the upstream cannot list, as the SDK does when its listing fails.
-            try:
-                listing = await self._fetch("tools", server, auth, era, aggregate=True)
-            except MCPError as exc:
-                log.warning("Mcp-Param headers of a call to %s not checked: %s", server.name, exc.message)
-                return
-        tool = next((tool for tool in listing if tool.name == tool_name), None)
         if tool is None:
-            return  # the upstream will answer for a tool it does not list
+            # `/mcp/{server}`: the cached listing, or one within the listing deadline; unchecked if the
+            # upstream cannot list, as the SDK does when its listing fails.
+            listing = await self._cached("tools", server, auth, era)
+            if listing is None:
+                try:
+                    listing = await self._fetch("tools", server, auth, era, aggregate=True)
+                except MCPError as exc:
+                    log.warning("Mcp-Param headers of a call to %s not checked: %s", server.name, exc.message)
+                    return
+            tool = next((item for item in listing if item.name == tool_name), None)
+            if tool is None:
+                return  # the upstream will answer for a tool it does not list
         rejection = validate_mcp_param_headers(tool.input_schema, params.arguments or {}, headers)
         if rejection is not None:
             raise MCPError(code=rejection.code, message=rejection.message, data=rejection.data)
@@ -565,9 +575,9 @@ class Gateway:
     ) -> types.CallToolResult | types.InputRequiredResult:
         auth = self._auth(ctx)
         era = era_of(ctx.protocol_version)
-        server, tool_name = await self._route_tool(auth, era, params.name)
+        server, tool_name, tool = await self._route_tool(auth, era, params.name)
         if era == "modern":
-            await self._check_param_headers(ctx, auth, era, server, tool_name, params)
+            await self._check_param_headers(ctx, auth, era, server, tool_name, tool, params)
         self._touch(ctx, auth, [server])
         if tool_name == CONNECT_TOOL:
             try:
@@ -928,8 +938,8 @@ class Gateway:
         generation = access_generation()
         self.listeners.admit(auth)
         owner = f"listen:{uuid.uuid4().hex}"
-        held: dict[tuple[str, str], str] = {}
-        holds: dict[tuple[str, str], tuple[McpServer, PoolKey]] = {}
+        # (server id, upstream URI) -> (the URI as the client named it, its server, the session holding it)
+        holds: dict[tuple[str, str], tuple[str, McpServer, PoolKey]] = {}
 
         async def hold(public: str) -> None:
             try:
@@ -938,20 +948,20 @@ class Gateway:
             except MCPError as exc:
                 log.info("listen: resource %s not subscribed: %s", public, exc.message)
                 return
-            held[(server.id, uri)] = public
-            holds[(server.id, uri)] = (server, key)
+            holds[(server.id, uri)] = (public, server, key)
 
         try:
             async with anyio.create_task_group() as tg:
                 for public in (params.notifications.resource_subscriptions or [])[:MAX_LISTEN_RESOURCES]:
                     tg.start_soon(hold, public)
+            held = {held_at: public for held_at, (public, _, _) in holds.items()}
             return await self.listeners.serve(ctx, auth, params, resources=held, generation=generation)
         finally:
             # Also when the client went away (the stream's task is cancelled then): the bookkeeping at
             # once, then the upstreams told, together and within a deadline.
             last = [
                 (server, uri)
-                for (_, uri), (server, key) in holds.items()
+                for (_, uri), (_, server, key) in holds.items()
                 if self._drop_holder(key, uri, owner)
             ]
             if last:

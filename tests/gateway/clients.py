@@ -1,7 +1,9 @@
-"""MCP clients for the gateway tests: the Python SDK's, over streamable HTTP and SSE."""
+"""MCP clients for the gateway tests: the Python SDK's, over streamable HTTP and SSE, and the reading of
+answers to JSON-RPC posted by hand."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -66,3 +68,23 @@ async def sample_by_echo(
         content=types.TextContent(type="text", text=f"sampled: {prompt.text}"),
         model="test-model",
     )
+
+
+def sse_messages(body: str) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of an SSE body."""
+    messages = []
+    for event in body.replace("\r\n", "\n").split("\n\n"):
+        data = "\n".join(line[5:].strip() for line in event.split("\n") if line.startswith("data:"))
+        if data:
+            messages.append(json.loads(data))
+    return messages
+
+
+def result_of(response: httpx2.Response, request_id: int) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("application/json"):
+        messages = [response.json()]
+    else:
+        messages = sse_messages(response.text)
+    answer = next(m for m in messages if m.get("id") == request_id)
+    return dict(answer)

@@ -12,10 +12,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.clients import shttp_session, sse_session, text_of
+from tests.gateway.clients import result_of, shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub
-from tests.gateway.test_gateway_access import INIT, MCP_HEADERS
-from tests.gateway.test_gateway_http_passthrough import call, result_of
+from tests.gateway.test_gateway_http_passthrough import call
+from tests.gateway.test_gateway_robustness import open_raw_session
 
 
 async def _user_key(hub: RunningHub, name: str = "alice", **key_fields: object) -> str:
@@ -128,20 +128,9 @@ async def test_a_2025_06_18_client(hub_server: RunningHub, echo_http: str, path:
     await hub_server.add_stdio_echo("local")
     key = await _user_key(hub_server)
     tool = "echo__echo" if path == "/mcp" else "echo"
-    headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}"}
-    init = {**INIT["params"], "protocolVersion": "2025-06-18"}
     async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
-        opened = await call(http, path, headers, 1, "initialize", init)
-        assert result_of(opened, 1)["result"]["protocolVersion"] == "2025-06-18"
-        session = {
-            **headers,
-            "mcp-session-id": opened.headers["mcp-session-id"],
-            "mcp-protocol-version": "2025-06-18",
-        }
-        done = await http.post(
-            path, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
-        )
-        assert done.status_code == 202
+        # Agreed to 2025-06-18 (asserted in open_raw_session), then initialized.
+        session = await open_raw_session(http, path, key, version="2025-06-18")
         listed = result_of(await call(http, path, session, 2, "tools/list"), 2)
         assert tool in {t["name"] for t in listed["result"]["tools"]}
         called = result_of(

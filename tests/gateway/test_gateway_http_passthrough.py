@@ -12,21 +12,11 @@ from typing import Any
 import httpx2
 
 from mcp_hub.settings import Settings
-from tests.gateway.clients import sample_by_echo, shttp_session, text_of
+from tests.gateway.clients import result_of, sample_by_echo, shttp_session, text_of
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.gateway.test_gateway_access import INIT, MCP_HEADERS
 from tests.gateway.test_gateway_robustness import open_raw_session
 from tests.mcp_peers.procs import free_port, running
-
-
-def sse_messages(body: str) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of an SSE body."""
-    messages = []
-    for event in body.replace("\r\n", "\n").split("\n\n"):
-        data = "\n".join(line[5:].strip() for line in event.split("\n") if line.startswith("data:"))
-        if data:
-            messages.append(json.loads(data))
-    return messages
 
 
 async def call(
@@ -41,16 +31,6 @@ async def call(
     if params is not None:
         body["params"] = params
     return await http.post(path, json=body, headers=headers)
-
-
-def result_of(response: httpx2.Response, request_id: int) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    if response.headers["content-type"].startswith("application/json"):
-        messages = [response.json()]
-    else:
-        messages = sse_messages(response.text)
-    answer = next(m for m in messages if m.get("id") == request_id)
-    return dict(answer)
 
 
 async def test_the_upstream_answers_and_sees_the_users_credential_not_the_hub_key(

@@ -19,8 +19,9 @@ from mcp_types import JSONRPCNotification, JSONRPCResponse
 
 from mcp_hub.gateway import json_first
 from mcp_hub.gateway.json_first import JsonFirstTransport
+from tests.gateway.clients import result_of, sse_messages
 from tests.gateway.conftest import RunningHub
-from tests.gateway.test_gateway_http_passthrough import call, result_of, sse_messages
+from tests.gateway.test_gateway_http_passthrough import call
 from tests.gateway.test_gateway_robustness import open_raw_session
 
 

@@ -14,23 +14,31 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from mcp_hub.settings import Settings
-from tests.gateway.clients import shttp_session, sse_session, text_of
+from tests.gateway.clients import result_of, shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub, serve_hub
 from tests.gateway.test_gateway_access import INIT, MCP_HEADERS
 from tests.mcp_peers.procs import free_port, running
 
 
 async def open_raw_session(
-    http: httpx2.AsyncClient, path: str, key: str, extra: dict[str, str] | None = None
+    http: httpx2.AsyncClient,
+    path: str,
+    key: str,
+    extra: dict[str, str] | None = None,
+    version: str = "2025-11-25",
 ) -> dict[str, str]:
-    """Initializes a session by hand; returns the headers later requests need."""
+    """Initializes a session by hand at protocol `version` (which the hub must agree to); returns the
+    headers later requests need."""
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {key}", **(extra or {})}
-    opened = await http.post(path, json=INIT, headers=headers)
+    opened = await http.post(
+        path, json={**INIT, "params": {**INIT["params"], "protocolVersion": version}}, headers=headers
+    )
     assert opened.status_code == 200, opened.text
+    assert result_of(opened, 1)["result"]["protocolVersion"] == version
     session_headers = {
         **headers,
         "mcp-session-id": opened.headers["mcp-session-id"],
-        "mcp-protocol-version": "2025-11-25",
+        "mcp-protocol-version": version,
     }
     done = await http.post(
         path, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session_headers
