@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_hub.auth.context import AuthCache, AuthContext, presented_key, set_auth_context
 from mcp_hub.authserver.metadata import www_authenticate
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from mcp_hub.gateway.call_forward import CallForwarder
 from mcp_hub.gateway.json_first import JsonFirstSessionManager
 from mcp_hub.gateway.passthrough import PassThrough
 from mcp_hub.gateway.server import Gateway, GatewaySettings
@@ -51,6 +52,7 @@ class GatewayRuntime:
     auth_cache: AuthCache
     openapi: OpenApiRuntime
     passthrough: PassThrough
+    forwarder: CallForwarder
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -138,6 +140,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
             auth_cache=AuthCache(settings.mcp_auth_cache_seconds),
             openapi=openapi,
             passthrough=passthrough,
+            forwarder=CallForwarder(gateway, passthrough),
         )
 
 
@@ -174,7 +177,8 @@ async def _authenticate(scope: Scope, receive: Receive, send: Send) -> AuthConte
 
 class StreamableHttpEndpoint:
     """`/mcp` and `/mcp/{server}`: `/mcp/{server}` of a streamable-HTTP upstream is forwarded by the
-    pass-through; everything else is served by the hub's own MCP server (the terminating path)."""
+    pass-through, and so is a 2026-07-28 `tools/call` on `/mcp` to one (call_forward); everything else
+    is served by the hub's own MCP server (the terminating path)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         auth = await _authenticate(scope, receive, send)
@@ -183,10 +187,15 @@ class StreamableHttpEndpoint:
         runtime = _runtime(scope)
         if auth.path_server is not None and await runtime.passthrough.handle(scope, receive, send, auth):
             return
-        set_auth_context(scope, auth)
         # RFC 9110 §5.5: whitespace around a field value is not part of it. h11 trims it, httptools
         # (uvicorn's faster parser) keeps trailing whitespace, and the SDK compares `Mcp-Name` exactly.
         scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
+        if auth.path_server is None:
+            rest = await runtime.forwarder.handle(scope, receive, send, auth)
+            if rest is None:
+                return
+            receive = rest
+        set_auth_context(scope, auth)
         await runtime.manager.handle_request(scope, receive, send)
 
 

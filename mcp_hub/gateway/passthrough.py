@@ -18,7 +18,10 @@ What the hub still does on this path:
   404, as from the SDK's own session manager on the terminating path;
 - Host/Origin checks (DNS rebinding), the request body cap, the server's total deadline (until the
   response is complete for POST; until its headers for a GET stream, which may legitimately stay
-  open), and JSON-RPC errors with 502/504 when the upstream is down or slow.
+  open), and JSON-RPC errors with 502/504 when the upstream is down or slow;
+- a 2026-07-28 client that closes its response (its way to cancel) has the upstream request closed too.
+
+`mcp_hub.gateway.call_forward` forwards 2026-07-28 `tools/call` requests on `/mcp` with the same parts.
 
 What stays on the terminating path (`Gateway`): `/mcp`, stdio and SSE upstreams, and per-user servers the
 caller has not connected yet (they show the `connect` tool). A request carrying a session id the
@@ -33,13 +36,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_hub.auth.context import AuthContext
@@ -51,6 +55,7 @@ from mcp_hub.upstream.target import UpstreamTarget
 from mcp_hub.upstream.wire import Origin, Response, WireError, WirePool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SESSION_HEADER = b"mcp-session-id"
 FORWARDED_METHODS = frozenset({"GET", "POST", "DELETE"})
@@ -108,6 +113,10 @@ _DROP_RESPONSE = frozenset(
 )
 
 
+# Whether a tool may be used, when an allowlist is in force (None: no allowlist, bodies not parsed).
+ToolPolicy = Callable[[str], bool] | None
+
+
 @dataclass
 class _Binding:
     principal: str
@@ -116,7 +125,7 @@ class _Binding:
 
 
 @dataclass(frozen=True)
-class _Route:
+class Route:
     origin: Origin
     path: bytes
 
@@ -144,6 +153,18 @@ class SecurityCheck:
         return None
 
 
+class EventRewriter(Protocol):
+    """Rewrites an SSE body on its way through, whole events at a time."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What may be sent of the body so far (complete events), given its next chunk."""
+        ...
+
+    def flush(self) -> bytes:
+        """What is left at the end of the body."""
+        ...
+
+
 class PassThrough:
     def __init__(
         self,
@@ -159,13 +180,13 @@ class PassThrough:
         # Asked for on every request: the one resolver the upstream pool uses, even if it is swapped.
         self._resolver_of = resolver_of
         self._target_of = target_of
-        self._security = SecurityCheck(security)
-        self._max_body = max_body
+        self.security = SecurityCheck(security)
+        self.max_body = max_body
         self._session_idle = session_idle_seconds
         self._max_sessions = max_sessions
         self.wire = wire or WirePool()
         self._sessions: dict[str, _Binding] = {}
-        self._routes: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Route] = {}
+        self._routes: dict[tuple[str, str, tuple[tuple[str, str], ...]], Route] = {}
 
     def bound_sessions(self) -> int:
         return len(self._sessions)
@@ -177,7 +198,7 @@ class PassThrough:
         the terminating path."""
         assert auth.path_server is not None
         headers = dict(scope["headers"])
-        refusal = self._security.refusal(headers)
+        refusal = self.security.refusal(headers)
         if refusal is not None:
             await _send_text(send, refusal[0], refusal[1])
             return True
@@ -198,7 +219,7 @@ class PassThrough:
             return False
         if binding is not None and (binding.principal != auth.principal or binding.server_id != server.id):
             # Someone else's session (or another server's): as if it did not exist.
-            await _send_json(send, 404, _error_body(None, INVALID_REQUEST, "Session not found"))
+            await send_json(send, 404, error_body(None, INVALID_REQUEST, "Session not found"))
             return True
         try:
             credential = await self._resolver_of().resolve(auth.user_id, target)
@@ -206,29 +227,39 @@ class PassThrough:
             # Not connected yet (the terminating path lists the `connect` tool), or a resolver error the
             # terminating path reports as an MCP error for the call.
             if binding is not None:
-                await _send_json(
-                    send, 403, _error_body(None, INVALID_REQUEST, "your credential for this server is gone")
+                await send_json(
+                    send, 403, error_body(None, INVALID_REQUEST, "your credential for this server is gone")
                 )
                 return True
             return False
         if binding is not None:
             binding.last_seen = time.monotonic()
-        await self._forward(scope, receive, send, auth, server, target, credential, headers)
+        policy = (lambda name: auth.tool_allowed(server, name)) if _policy_applies(auth, server) else None
+        prepared = await self._prepare(scope, receive, send, headers, policy)
+        if prepared is None:
+            return True
+        body, filter_tools = prepared
+        exchange = self._exchange(
+            scope, receive, send, auth, server, target, credential, headers, body, filter_tools
+        )
+        if (
+            scope["method"] == "POST"
+            and headers.get(b"mcp-protocol-version", b"").decode("latin-1") in MODERN_PROTOCOL_VERSIONS
+        ):
+            # A 2026-07-28 client cancels a request by closing its response; earlier revisions say a
+            # disconnect is not a cancellation (they may resume the stream, or send notifications/cancelled).
+            await cancelled_on_disconnect(receive, exchange)
+        else:
+            await exchange
         return True
 
     # --- one exchange -------------------------------------------------------------------------------------
 
-    async def _forward(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        auth: AuthContext,
-        server: McpServer,
-        target: UpstreamTarget,
-        credential: ResolvedCredential,
-        headers: dict[bytes, bytes],
-    ) -> None:
+    async def _prepare(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], policy: ToolPolicy
+    ) -> tuple[bytes, _ToolFilter | None] | None:
+        """The request's body and the tools/list filter its answer needs, or None having answered
+        (a method not forwarded, a body over the cap, a call the allowlist (`policy`) refuses)."""
         method: str = scope["method"]
         if method not in FORWARDED_METHODS:
             # Streamable HTTP uses these three; anything else (HEAD would leave a length with no body
@@ -241,40 +272,55 @@ class PassThrough:
                 }
             )
             await send({"type": "http.response.body", "body": b""})
-            return
+            return None
         body = b""
         if method == "POST":
-            read = await self._read_body(receive, headers)
+            read = await self.read_body(receive, headers)
             if read is None:
                 await _send_text(send, 413, "Request body too large")
-                return
+                return None
             body = read
-        filter_tools: Any = None
-        policy = _policy_applies(auth, server)
-        if policy and body:
-            verdict = self._check_policy(auth, server, body)
+        filter_tools: _ToolFilter | None = None
+        if policy is not None and body:
+            verdict = self._check_policy(policy, body)
             if isinstance(verdict, bytes):
-                await _send_json(send, 200, verdict)
-                return
+                await send_json(send, 200, verdict)
+                return None
             filter_tools = verdict
+        return body, filter_tools
+
+    async def _exchange(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        auth: AuthContext,
+        server: McpServer,
+        target: UpstreamTarget,
+        credential: ResolvedCredential,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        filter_tools: _ToolFilter | None,
+    ) -> None:
+        method: str = scope["method"]
         deadline = target.timeout_seconds
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + deadline
         response: Response | None = None
         try:
             for attempt in range(2):
-                route = self._route(target, credential)
-                head = _request_head(method, route, scope["headers"], credential, len(body), method == "POST")
+                route = self.route(target, credential)
+                head = request_head(method, route, scope["headers"], credential, len(body), method == "POST")
                 try:
                     async with asyncio.timeout_at(ends_at):
                         response = await self.wire.request(route.origin, head, body)
                 except TimeoutError:
-                    await _send_json(send, 504, _timed_out(_request_id(body), target))
+                    await send_json(send, 504, _timed_out(_request_id(body), target))
                     return
                 except WireError as exc:
                     log.warning("upstream %s: %s", target.name, exc)
                     message = f"cannot connect to upstream {target.name!r}"
-                    await _send_json(send, 502, _error_body(_request_id(body), INTERNAL_ERROR, message))
+                    await send_json(send, 502, error_body(_request_id(body), INTERNAL_ERROR, message))
                     return
                 self._bind(response, auth, server, method, session_id=headers.get(SESSION_HEADER))
                 if response.status != 401:
@@ -291,11 +337,11 @@ class PassThrough:
                         await credential.on_rejected()
                         credential = await self._resolver_of().resolve(auth.user_id, target)
                     except HubError as exc:
-                        await _send_json(send, 200, _hub_error_body(_request_id(body), exc))
+                        await send_json(send, 200, _hub_error_body(_request_id(body), exc))
                         return
                     continue
                 message = f"upstream {target.name!r} refused the credential presented for you (HTTP 401)"
-                await _send_json(send, 502, _error_body(_request_id(body), INTERNAL_ERROR, message))
+                await send_json(send, 502, error_body(_request_id(body), INTERNAL_ERROR, message))
                 return
             assert response is not None
             if filter_tools is not None and response.status == 200:
@@ -304,14 +350,14 @@ class PassThrough:
             if method == "GET":
                 await self._stream_open_ended(receive, send, response)
             else:
-                await self._stream(send, response, ends_at, body, target)
+                await self.stream(send, response, ends_at, body, target)
         finally:
             if response is not None:
                 response.release()
 
-    async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes | None:
+    async def read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes | None:
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             return None
         parts: list[bytes] = []
         size = 0
@@ -321,14 +367,14 @@ class PassThrough:
                 break
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body:
+            if size > self.max_body:
                 return None
             parts.append(chunk)
             if not message.get("more_body", False):
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _route(self, target: UpstreamTarget, credential: ResolvedCredential) -> _Route:
+    def route(self, target: UpstreamTarget, credential: ResolvedCredential) -> Route:
         assert target.url is not None
         key = (target.fingerprint, target.url, tuple(sorted(credential.query.items())))
         route = self._routes.get(key)
@@ -338,7 +384,7 @@ class PassThrough:
             port = parts.port or (443 if scheme == "https" else 80)
             query = [*parse_qsl(parts.query, keep_blank_values=True), *sorted(credential.query.items())]
             path = (parts.path or "/") + (f"?{urlencode(query)}" if query else "")
-            route = _Route(Origin(scheme, parts.hostname or "", port), path.encode())
+            route = Route(Origin(scheme, parts.hostname or "", port), path.encode())
             if len(self._routes) > 10_000:
                 self._routes.clear()
             self._routes[key] = route
@@ -378,16 +424,17 @@ class PassThrough:
 
     # --- policy ---------------------------------------------------------------------------------------
 
-    def _check_policy(self, auth: AuthContext, server: McpServer, body: bytes) -> bytes | Any:
-        """With an allowlist in force: a JSON-RPC error (bytes) for a tools/call it refuses, the id of a
-        tools/list whose result must be filtered, or None to forward untouched."""
+    def _check_policy(self, allowed: Callable[[str], bool], body: bytes) -> bytes | _ToolFilter | None:
+        """With an allowlist in force (`allowed`: may this tool be used): a JSON-RPC error (bytes) for a
+        tools/call it refuses, the filter for a tools/list whose result must be filtered, or None to
+        forward untouched."""
         try:
             message = json.loads(body)
         except ValueError:
             return None  # the upstream answers a parse error itself
         if isinstance(message, list):
             if any(isinstance(m, dict) and m.get("method") in ("tools/call", "tools/list") for m in message):
-                return _error_body(None, INVALID_REQUEST, "batched tool requests are not accepted here")
+                return error_body(None, INVALID_REQUEST, "batched tool requests are not accepted here")
             return None
         if not isinstance(message, dict):
             return None
@@ -395,13 +442,13 @@ class PassThrough:
         if method == "tools/call":
             params = message.get("params")
             name = params.get("name") if isinstance(params, dict) else None
-            if not isinstance(name, str) or not auth.tool_allowed(server, name):
-                return _error_body(
+            if not isinstance(name, str) or not allowed(name):
+                return error_body(
                     message.get("id"), INVALID_PARAMS, f"Tool {name!r} is not allowed for this API key"
                 )
             return None
         if method == "tools/list":
-            return _ToolFilter(message.get("id"), lambda name: auth.tool_allowed(server, name))
+            return _ToolFilter(message.get("id"), allowed)
         return None
 
     async def _send_filtered(
@@ -411,12 +458,12 @@ class PassThrough:
             async with asyncio.timeout_at(ends_at):
                 raw = await response.read(MAX_FILTERED_RESPONSE_BYTES)
         except TimeoutError:
-            await _send_json(send, 504, _timed_out(tool_filter.request_id, target))
+            await send_json(send, 504, _timed_out(tool_filter.request_id, target))
             return
         except WireError as exc:
             log.warning("upstream %s: %s", target.name, exc)
             message = f"upstream {target.name!r} closed the connection"
-            await _send_json(send, 502, _error_body(tool_filter.request_id, INTERNAL_ERROR, message))
+            await send_json(send, 502, error_body(tool_filter.request_id, INTERNAL_ERROR, message))
             return
         content_type = response.header(b"content-type") or b""
         body = (
@@ -429,36 +476,51 @@ class PassThrough:
 
     # --- streaming ----------------------------------------------------------------------------------------
 
-    async def _stream(
-        self, send: Send, response: Response, ends_at: float, body: bytes, target: UpstreamTarget
+    async def stream(
+        self,
+        send: Send,
+        response: Response,
+        ends_at: float,
+        body: bytes,
+        target: UpstreamTarget,
+        events: EventRewriter | None = None,
     ) -> None:
-        await send(_response_start(response))
+        """Streams a POST's answer back within the deadline; `events` (SSE answers only) may rewrite
+        whole events on the way."""
+        start = response_start(response)
+        if events is not None:
+            # Rewritten events change the body's length.
+            start["headers"] = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+        await send(start)
         is_sse = (response.header(b"content-type") or b"").startswith(b"text/event-stream")
         try:
             async with asyncio.timeout_at(ends_at):
                 async for chunk in response.chunks():
+                    if events is not None:
+                        chunk = events.feed(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TimeoutError:
-            problem = (REQUEST_TIMEOUT, _timed_out_message(target))
+            problem = (REQUEST_TIMEOUT, timed_out_message(target))
         except WireError as exc:
             log.warning("upstream %s: %s", target.name, exc)
             problem = (INTERNAL_ERROR, f"upstream {target.name!r} closed the connection")
         else:
-            await send({"type": "http.response.body", "body": b""})
+            await send({"type": "http.response.body", "body": events.flush() if events is not None else b""})
             return
         # The status line is out, so the status cannot say it any more. On an SSE stream the caller still
         # gets an answer to its request; the blank lines first end any event the upstream left half
         # written. Other bodies end short, and the server closes the connection.
         request_id = _request_id(body)
         if is_sse and request_id is not None:
-            error = _error_body(request_id, *problem)
+            error = error_body(request_id, *problem)
+            tail = events.flush() if events is not None else b""
             await send(
-                {"type": "http.response.body", "body": b"\n\nevent: message\ndata: " + error + b"\n\n"}
+                {"type": "http.response.body", "body": tail + b"\n\nevent: message\ndata: " + error + b"\n\n"}
             )
 
     async def _stream_open_ended(self, receive: Receive, send: Send, response: Response) -> None:
         """A GET stream stays open as long as both ends want it; the client leaving ends it upstream too."""
-        await send(_response_start(response))
+        await send(response_start(response))
 
         async def pump() -> None:
             with contextlib.suppress(WireError):
@@ -527,12 +589,39 @@ class _ToolFilter:
         return ("\n\n".join(events) + "\n\n").encode()
 
 
-def _timed_out_message(target: UpstreamTarget) -> str:
+async def cancelled_on_disconnect(receive: Receive, work: Awaitable[T]) -> T | None:
+    """Runs `work` in this task and returns its result, or None once the client has disconnected
+    (`work` is then cancelled: nothing is left to answer). Only once the request body has been read:
+    `receive` then reports nothing but the end."""
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"working": True, "gone": False}
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if state["working"]:
+            state["gone"] = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if state["gone"] and task.uncancel() == 0:
+            return None
+        raise
+    finally:
+        state["working"] = False
+        watcher.cancel()
+
+
+def timed_out_message(target: UpstreamTarget) -> str:
     return f"upstream {target.name!r} did not answer within {target.timeout_seconds:g}s"
 
 
 def _timed_out(request_id: Any, target: UpstreamTarget) -> bytes:
-    return _error_body(request_id, REQUEST_TIMEOUT, _timed_out_message(target))
+    return error_body(request_id, REQUEST_TIMEOUT, timed_out_message(target))
 
 
 def _policy_applies(auth: AuthContext, server: McpServer) -> bool:
@@ -540,19 +629,24 @@ def _policy_applies(auth: AuthContext, server: McpServer) -> bool:
     return server.allowed_tools is not None or key_tools is not None
 
 
-def _request_head(
+def request_head(
     method: str,
-    route: _Route,
+    route: Route,
     client_headers: list[tuple[bytes, bytes]],
     credential: ResolvedCredential,
     body_length: int,
     has_body: bool,
+    overrides: dict[bytes, bytes] | None = None,
 ) -> bytes:
+    """The upstream request's head: the client's headers less the dropped ones, the credential's, and
+    `overrides` (lowercase name -> value) in place of the client's values of those names."""
     replaced = {name.lower().encode() for name in credential.headers}
     lines = [method.encode(), b" ", route.path, b" HTTP/1.1\r\nhost: ", route.origin.host_header, b"\r\n"]
     for name, value in client_headers:
         if name in _DROP_REQUEST or name in replaced:
             continue
+        if overrides and name in overrides:
+            value = overrides[name]
         # Trimmed: RFC 9110 §5.5 excludes surrounding whitespace from a field value, and the
         # httptools parser leaves trailing whitespace in (MCP servers compare `Mcp-Name` exactly).
         lines += [name, b": ", value.strip(b" \t"), b"\r\n"]
@@ -564,7 +658,7 @@ def _request_head(
     return b"".join(lines)
 
 
-def _response_start(response: Response) -> Message:
+def response_start(response: Response) -> Message:
     return {
         "type": "http.response.start",
         "status": response.status,
@@ -583,7 +677,7 @@ def _request_id(body: bytes) -> Any:
     return message.get("id") if isinstance(message, dict) else None
 
 
-def _error_body(request_id: Any, code: int, message: str, data: Any = None) -> bytes:
+def error_body(request_id: Any, code: int, message: str, data: Any = None) -> bytes:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
@@ -595,11 +689,11 @@ def _hub_error_body(request_id: Any, exc: HubError) -> bytes:
     needs-reconnect error carries `data.connect_url`, from the same constructor)."""
     if isinstance(exc, NotConnectedError):
         error = not_connected_error(exc).error
-        return _error_body(request_id, error.code, error.message, error.data)
-    return _error_body(request_id, INTERNAL_ERROR, exc.message)
+        return error_body(request_id, error.code, error.message, error.data)
+    return error_body(request_id, INTERNAL_ERROR, exc.message)
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
+async def send_json(send: Send, status: int, body: bytes) -> None:
     await _send_body(send, status, body, b"application/json")
 
 

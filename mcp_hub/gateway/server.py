@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +50,7 @@ from mcp_hub.gateway.listen import CHANGE_NOTIFICATIONS, ChangeKind, ChangeListe
 from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_public_uri
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
+from mcp_hub.upstream.credentials import ResolvedCredential
 from mcp_hub.upstream.pool import PooledSession, PoolKey, UpstreamPool
 from mcp_hub.upstream.session import Era, era_of, forwarded_meta
 from mcp_hub.upstream.target import UpstreamTarget, target_from_row
@@ -81,6 +82,16 @@ class GatewaySettings:
     list_deadline_seconds: float = 5.0
     listing_cache_seconds: float = 300.0
     default_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ForwardRoute:
+    """Where a 2026-07-28 `tools/call` on `/mcp` goes as plain HTTP (`Gateway.forward_route`)."""
+
+    server: McpServer
+    target: UpstreamTarget
+    credential: ResolvedCredential
+    tool_name: str  # the upstream's own name
 
 
 @dataclass
@@ -535,6 +546,46 @@ class Gateway:
                 code=types.INVALID_PARAMS, message=f"Tool {name!r} is not allowed for this API key"
             )
         return server, entry.name, tool
+
+    async def forward_route(
+        self, auth: AuthContext, name: str, arguments: dict[str, Any], headers: Mapping[str, str]
+    ) -> ForwardRoute | None:
+        """Where a 2026-07-28 `tools/call` of `name` on `/mcp` may go as plain HTTP (see
+        mcp_hub.gateway.call_forward): the listings are cached (the catalog is the one `_gather`
+        would build), the tool is in it and allowed, its `Mcp-Param-*` headers agree with the
+        arguments, and its upstream is a streamable-HTTP server with a 2026-07-28 session up for this
+        caller's credential. None when any of that does not hold; the call is then served here, which
+        also gives every error its usual answer. Never waits for an upstream."""
+        listings: dict[str, list[Any]] = {}
+        try:
+            for server in auth.servers.values():
+                try:
+                    cached = await self._cached("tools", server, auth, "modern")
+                except MCPError as exc:
+                    url = connect_url_of(exc)
+                    if url is None:
+                        return None
+                    cached = [connect_tool(server, url)]  # as `_gather` lists a server not connected
+                if cached is not None:
+                    listings[server.id] = cached
+                elif not self.pool.restart_pending(await self._key_for(self._target(server), auth, "modern")):
+                    return None  # it would be listed first; an upstream in its restart backoff is left out
+            found = self._tool_catalog(auth, listings).get(name)
+            if found is None or found[0].name == CONNECT_TOOL:
+                return None
+            entry, tool = found
+            server = _server_by_id(auth, entry.server_id)
+            if not auth.tool_allowed(server, entry.name):
+                return None
+            if validate_mcp_param_headers(tool.input_schema, arguments, headers) is not None:
+                return None
+            target = self._target(server)
+            credential = await self.pool.resolver.resolve(auth.user_id, target)
+        except (MCPError, HubError):
+            return None
+        if not self.pool.speaks_modern_now(target, credential):
+            return None
+        return ForwardRoute(server, target, credential, entry.name)
 
     async def _check_param_headers(
         self,

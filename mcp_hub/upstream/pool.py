@@ -28,6 +28,7 @@ from mcp.client.subscriptions import SubscriptionLost, listen
 from mcp.shared._stream_protocols import ReadStream
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from mcp_hub.errors import UpstreamError, UpstreamTimeoutError
@@ -543,6 +544,23 @@ class UpstreamPool:
         # Not for ever: one failed discover (an upstream restarting, a transient error) downgrades its
         # 2026-07-28 clients for a while, and an upgraded upstream is noticed.
         return since is None or time.monotonic() - since >= HANDSHAKE_VERDICT_SECONDS
+
+    def speaks_modern_now(self, target: UpstreamTarget, credential: ResolvedCredential) -> bool:
+        """Whether a 2026-07-28 session to `target` with `credential` is up right now: the upstream
+        speaks that revision and took this credential, so a 2026-07-28 request (self-contained, no
+        session state) may go to it as plain HTTP instead of through the session (mcp_hub.gateway.
+        call_forward). Counts as a use of the session, which keeps its list_changed stream open."""
+        if target.transport != "http" or target.openapi is not None:
+            return False
+        pooled = self._sessions.get(
+            PoolKey(target.server_id, target.fingerprint, credential.identity, "modern")
+        )
+        if pooled is None or pooled.dead or pooled.superseded or pooled.session is None:
+            return False
+        if pooled.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return False
+        pooled.last_used = time.monotonic()
+        return True
 
     def restart_pending(self, key: PoolKey) -> float:
         """Seconds until an upstream that failed may be tried again (0 when it is up or may be tried).

@@ -147,6 +147,40 @@ async def touch_resource(uri: str, ctx: Context) -> str:
 
 
 @mcp.tool()
+async def link(uri: str, steps: int, ctx: Context) -> list[types.ContentBlock]:
+    """A resource link and the same resource embedded; `steps` progress notifications first (which
+    makes a 2026-07-28 answer an SSE stream instead of one JSON body)."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps)
+    return [
+        types.ResourceLink(type="resource_link", name="linked", uri=uri),
+        types.EmbeddedResource(
+            type="resource",
+            resource=types.TextResourceContents(uri=uri, text="embedded", mime_type="text/plain"),
+        ),
+    ]
+
+
+CANCELLED: list[str] = []
+
+
+@mcp.tool()
+async def wait_for_cancel(tag: str) -> str:
+    """Waits until cancelled, and remembers that it was (`cancelled` lists the tags)."""
+    try:
+        await anyio.sleep(60)
+    except anyio.get_cancelled_exc_class():
+        CANCELLED.append(tag)
+        raise
+    return "never cancelled"
+
+
+@mcp.tool()
+def cancelled() -> str:
+    return ",".join(CANCELLED)
+
+
+@mcp.tool()
 def crash() -> str:
     os._exit(3)
 
@@ -191,13 +225,74 @@ mcp._lowlevel_server.add_request_handler(
 )
 
 
+@mcp.tool()
+def garbage() -> str:
+    """Over streamable HTTP its call is answered with a body that is not JSON-RPC (`misbehaving`)."""
+    return "not reached over HTTP"
+
+
+@mcp.tool()
+def http_error() -> str:
+    """Over streamable HTTP its call is answered with HTTP 500 and an HTML page quoting the request's
+    Authorization header, as careless error pages do (`misbehaving`)."""
+    return "not reached over HTTP"
+
+
+def misbehaving(app: Any) -> Any:
+    """The HTTP app, except that calls of `garbage` and `http_error` get broken answers."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            name = json.loads(body).get("params", {}).get("name")
+        except (ValueError, AttributeError):
+            name = None
+        if name in ("garbage", "http_error"):
+            headers = dict(scope["headers"])
+            status, content_type, text = (
+                (200, b"application/json", b'{"jsonrpc": "2.0", "id": "someone else"}')
+                if name == "garbage"
+                else (
+                    500,
+                    b"text/html",
+                    b"<html>500: saw " + headers.get(b"authorization", b"-") + b"</html>",
+                )
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", content_type)],
+                }
+            )
+            await send({"type": "http.response.body", "body": text})
+            return
+        replayed = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Any:
+            return replayed.pop() if replayed else await receive()
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
 def main(argv: list[str]) -> None:
     transport = argv[0] if argv else "stdio"
     if transport == "stdio":
         mcp.run("stdio")
         return
     port = int(argv[1])
-    app = mcp.streamable_http_app() if transport == "http" else mcp.sse_app()
+    app = misbehaving(mcp.streamable_http_app()) if transport == "http" else mcp.sse_app()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

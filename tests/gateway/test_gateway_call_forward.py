@@ -1,0 +1,265 @@
+"""A 2026-07-28 `tools/call` on `/mcp` to a streamable-HTTP upstream that speaks 2026-07-28 is forwarded
+as plain HTTP (mcp_hub/gateway/call_forward.py); everything it cannot forward, or that fails a check,
+is served by the terminating path as before.
+
+How the tests tell the paths apart: the forwarded request carries the client's own headers (an
+`x-trace` header here), which the terminating path never sends upstream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.session import ClientRequestContext
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from mcp_hub.gateway import call_forward
+from mcp_hub.gateway.call_forward import _ResultEvents
+from tests.conformance.runner import fixture_http_server
+from tests.gateway.clients import auth_headers, shttp_session, text_of
+from tests.gateway.conftest import RunningHub
+
+MODERN = "2026-07-28"
+TRACE = {"x-trace": "from-the-client"}
+
+
+@asynccontextmanager
+async def traced_client(url: str, key: str) -> AsyncIterator[Client]:
+    """The SDK's 2026-07-28 client, sending one header of its own with every request."""
+    http = httpx2.AsyncClient(headers={**auth_headers(key), **TRACE}, timeout=httpx2.Timeout(30, read=300))
+    async with http, Client(streamable_http_client(url, http_client=http), mode=MODERN, cache=None) as client:
+        yield client
+
+
+async def seen_headers(client: Client | Any, tool: str = "echo__whoami") -> dict[str, str]:
+    headers: dict[str, str] = json.loads(text_of(await client.call_tool(tool, {})))
+    return headers
+
+
+@asynccontextmanager
+async def forwarded(hub: RunningHub, calls: int = 1) -> AsyncIterator[None]:
+    """Asserts that the block sent `calls` requests upstream through the forwarder."""
+    forwarder = hub.app.state.gateway.forwarder
+    before = forwarder.sent
+    yield
+    assert forwarder.sent - before == calls
+
+
+async def test_modern_calls_on_mcp_go_straight_to_the_upstream(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("fay"))
+    async with traced_client(f"{hub_server.url}/mcp", key) as client:
+        await client.list_tools()  # lists (cached) and opens the 2026-07-28 upstream session
+        async with forwarded(hub_server):
+            seen = await seen_headers(client)
+        assert seen["x-trace"] == "from-the-client"
+        # Named as the upstream knows the tool, in the body and in the routing header.
+        assert seen["mcp-name"] == "whoami"
+        assert seen["mcp-protocol-version"] == MODERN
+        # The hub key stays in the hub.
+        assert key not in json.dumps(seen)
+        async with forwarded(hub_server, 2):
+            assert text_of(await client.call_tool("echo__echo", {"text": "straight"})) == "straight"
+            # Its argument travels in an Mcp-Param-Region header too, checked before forwarding.
+            assert text_of(await client.call_tool("echo__regional", {"region": "eu-west"})) == "eu-west"
+        # The upstream sees this client's declared capabilities (none), as on the terminating path.
+        protocol = json.loads(text_of(await client.call_tool("echo__protocol", {})))
+        assert protocol == {"version": MODERN, "capabilities": {}}
+        with pytest.raises(MCPError, match="Unknown tool"):
+            await client.call_tool("echo__nope", {})
+    # A 2025-11-25 session is served by the terminating path, which sends only the hub's own headers.
+    async with shttp_session(f"{hub_server.url}/mcp", key) as legacy:
+        assert "x-trace" not in await seen_headers(legacy)
+    # The key in x-mcp-hub-key stays in the hub as well.
+    http = httpx2.AsyncClient(headers={"x-mcp-hub-key": key, **TRACE}, timeout=30)
+    async with (
+        http,
+        Client(streamable_http_client(f"{hub_server.url}/mcp", http_client=http), mode=MODERN) as other,
+    ):
+        async with forwarded(hub_server):
+            seen = await seen_headers(other)
+        assert seen["x-trace"] == "from-the-client" and key not in json.dumps(seen)
+
+
+async def test_calls_the_hub_must_refuse_are_refused_before_the_upstream(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(
+        await hub_server.add_user("gus"), allowed_tools=["echo.whoami", "echo.cancelled"]
+    )
+    async with traced_client(f"{hub_server.url}/mcp", key) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == {
+            "echo__whoami",
+            "echo__cancelled",
+        }
+        assert (await seen_headers(client))["x-trace"] == "from-the-client"
+        with pytest.raises(MCPError, match="Unknown tool"):
+            async with forwarded(hub_server, 0):
+                await client.call_tool("echo__wait_for_cancel", {"tag": "not-allowed"})
+        # Nothing reached the upstream: it would have remembered the tag once cancelled, and the call
+        # would have hung until then.
+        assert text_of(await client.call_tool("echo__cancelled", {})) == ""
+
+
+@pytest.mark.parametrize("steps", [0, 2], ids=["json", "sse"])
+async def test_forwarded_results_name_resources_by_their_hub_uris(
+    hub_server: RunningHub, echo_http: str, steps: int
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("hal"))
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with traced_client(f"{hub_server.url}/mcp", key) as client:
+        await client.list_tools()
+        assert (await seen_headers(client))["x-trace"] == "from-the-client"
+        async with forwarded(hub_server):
+            result = await client.call_tool(
+                "echo__link", {"uri": "fixture://greeting", "steps": steps}, progress_callback=on_progress
+            )
+        assert progress == [float(step) for step in range(1, steps + 1)]
+        link, embedded = result.content
+        assert isinstance(link, types.ResourceLink) and isinstance(embedded, types.EmbeddedResource)
+        assert link.uri == embedded.resource.uri == "mcp-hub://echo/fixture://greeting"
+        read = await client.read_resource(link.uri)
+        assert [getattr(c, "text", None) for c in read.contents] == ["hello from the fixture"]
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/echo"], ids=["forwarded", "pass-through"])
+async def test_a_modern_client_that_gives_up_cancels_the_upstream_call(
+    hub_server: RunningHub, echo_http: str, path: str
+) -> None:
+    """A 2026-07-28 client cancels by closing its response: forwarded on /mcp or passed through on
+    /mcp/{server}, the hub closes the upstream request, and the upstream's handler is cancelled."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("ivy"))
+    prefix = "echo__" if path == "/mcp" else ""
+    async with traced_client(f"{hub_server.url}{path}", key) as client:
+        await client.list_tools()
+        assert (await seen_headers(client, f"{prefix}whoami"))["x-trace"] == "from-the-client"
+        async with forwarded(hub_server, 1 if path == "/mcp" else 0):
+            with anyio.move_on_after(0.5) as gave_up:
+                await client.call_tool(f"{prefix}wait_for_cancel", {"tag": path})
+        assert gave_up.cancelled_caught
+        with anyio.fail_after(5):
+            while path not in text_of(await client.call_tool(f"{prefix}cancelled", {})).split(","):
+                await anyio.sleep(0.05)
+
+
+async def test_a_forwarded_call_past_the_deadline_gets_a_timeout_error(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http, timeout_seconds=1)
+    key = await hub_server.add_key(await hub_server.add_user("joy"))
+    async with traced_client(f"{hub_server.url}/mcp", key) as client:
+        await client.list_tools()
+        assert (await seen_headers(client))["x-trace"] == "from-the-client"
+        with anyio.fail_after(10), pytest.raises(MCPError, match="did not answer within 1s") as raised:
+            async with forwarded(hub_server):
+                await client.call_tool("echo__slow", {"seconds": 5})
+        assert raised.value.error.code == types.REQUEST_TIMEOUT
+        assert text_of(await client.call_tool("echo__echo", {"text": "still here"})) == "still here"
+
+
+async def test_input_required_rounds_are_forwarded_too(hub_server: RunningHub) -> None:
+    """A 2026-07-28 upstream asks for input with an input-required result; the client answers by
+    calling again with its responses and the upstream's request state. Both rounds are forwarded."""
+
+    async def confirm(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    with fixture_http_server() as url:
+        await hub_server.add_server("fixture", transport="http", url=url)
+        key = await hub_server.add_key(await hub_server.add_user("kim"))
+        http = httpx2.AsyncClient(headers=auth_headers(key), timeout=httpx2.Timeout(30, read=300))
+        transport = streamable_http_client(f"{hub_server.url}/mcp", http_client=http)
+        async with http, Client(transport, mode=MODERN, cache=None, elicitation_callback=confirm) as client:
+            await client.list_tools()
+            async with forwarded(hub_server, 2):
+                result = await client.call_tool("fixture__test_input_required_result_request_state", {})
+            assert text_of(result) == "state-ok: confirmed=True"
+
+
+async def test_broken_upstream_answers_become_errors_that_quote_nothing(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    secret = "Bearer upstream-secret-0451"
+    await hub_server.add_server("echo", transport="http", url=echo_http, headers={"Authorization": secret})
+    key = await hub_server.add_key(await hub_server.add_user("lou"))
+    async with traced_client(f"{hub_server.url}/mcp", key) as client:
+        await client.list_tools()
+        async with forwarded(hub_server, 2):
+            with pytest.raises(MCPError, match="not JSON-RPC") as garbage:
+                await client.call_tool("echo__garbage", {})
+            with pytest.raises(MCPError, match=r"not JSON-RPC \(HTTP 500\)") as error_page:
+                await client.call_tool("echo__http_error", {})
+        for raised in (garbage, error_page):
+            assert raised.value.error.code == types.INTERNAL_ERROR
+            assert "upstream-secret" not in str(raised.value) and "<html>" not in str(raised.value)
+        # The upstream is still served.
+        assert text_of(await client.call_tool("echo__echo", {"text": "after"})) == "after"
+
+
+def sse_answer(end: bytes, result_uri: str) -> tuple[bytes, bytes]:
+    """An SSE answer with `end` as its line end: a progress event, a comment, then the result event
+    (naming `result_uri`). Also the bytes of everything before the result event."""
+    before = (
+        b"event: message"
+        + end
+        + b'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}'
+        + end
+        + end
+        + b": ping"
+        + end
+        + end
+    )
+    result = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "result": {"content": [{"type": "resource_link", "name": "n", "uri": result_uri}]},
+    }
+    data = json.dumps(result, separators=(",", ":")).encode()
+    return before + b"event: message" + end + b"id: 3" + end + b"data: " + data + end + end, before
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\n", b"\r"], ids=["crlf", "lf", "cr"])
+def test_sse_answers_are_rewritten_whole_events_at_a_time(end: bytes) -> None:
+    stream, before = sse_answer(end, "fixture://a")
+    rewritten, _ = sse_answer(b"\r\n", "mcp-hub://echo/fixture://a")
+    expected = before + rewritten[len(sse_answer(b"\r\n", "x")[1]) :]
+    whole = _ResultEvents(7, "echo")
+    assert whole.feed(stream) + whole.flush() == expected
+    # Split anywhere into three (also between the CR and LF of a line end): the same bytes come out.
+    for first in range(1, len(stream), 3):
+        for second in range(first, len(stream), 7):
+            events = _ResultEvents(7, "echo")
+            out = (
+                events.feed(stream[:first]) + events.feed(stream[first:second]) + events.feed(stream[second:])
+            )
+            assert out + events.flush() == expected, (first, second)
+    # Another request's answer passes as it came; so does an event the upstream never finished.
+    other = _ResultEvents(8, "echo")
+    assert other.feed(stream) + other.flush() == stream
+    unfinished = _ResultEvents(7, "echo")
+    assert unfinished.feed(stream[:-2]) + unfinished.flush() == before + stream[len(before) : -2]
+
+
+def test_an_event_too_large_to_hold_passes_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(call_forward, "MAX_ANSWER_BYTES", 64)
+    stream, _ = sse_answer(b"\r\n", "fixture://" + "a" * 200)
+    events = _ResultEvents(7, "echo")
+    out = b"".join(events.feed(stream[i : i + 16]) for i in range(0, len(stream), 16)) + events.flush()
+    assert out == stream
