@@ -21,13 +21,14 @@ import anyio.abc
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.server.connection import allowed_log_levels
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp.shared.inbound import MCP_PARAM_HEADER_PREFIX, validate_mcp_param_headers
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.methods import serialize_server_result
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -209,6 +210,7 @@ class Gateway:
         self._listings: dict[tuple[ListKind, PoolKey], _Listing] = {}
         self._catalogs: dict[Any, tuple[dict[str, tuple[Entry, Any]], list[Any]]] = {}
         self._public_tool_lists: dict[int, tuple[dict[str, tuple[Entry, Any]], list[dict[str, Any]]]] = {}
+        self._wire_tool_lists: dict[tuple[int, str], tuple[dict[str, tuple[Entry, Any]], dict[str, Any]]] = {}
         self._downstream: dict[str, _Downstream] = {}
         self._upstream_subscribers: dict[tuple[PoolKey, str], set[str]] = {}
         self.listeners = ChangeListeners()
@@ -234,6 +236,7 @@ class Gateway:
             # against the tool it routes to instead (`_check_param_headers`).
             get_tool_input_schema=_schema_checked_by_call_tool,
         )
+        self.server.middleware.append(self._listing_shortcut)
         # Registered apart from the constructor: the SDK warns that logging is deprecated in 2026-07-28,
         # but clients on 2025 revisions still use it and the hub relays it.
         self.server.add_request_handler(
@@ -477,18 +480,64 @@ class Gateway:
             return types.ListToolsResult(
                 tools=[tool for tool in tools if auth.tool_allowed(single, tool.name)]
             )
+        catalog = await self._aggregate_catalog(ctx, auth)
+        return cast(types.ListToolsResult, self._tool_listing(catalog))
+
+    async def _aggregate_catalog(self, ctx: Ctx, auth: AuthContext) -> dict[str, tuple[Entry, Any]]:
+        """The tool catalog of every server the caller may use on `/mcp`."""
         servers = list(auth.servers.values())
         self._touch(ctx, auth, servers)
         # Listings come from the cache: it is per upstream session (pool key), dropped when the upstream
         # says its tools changed (list_changed) or a new session to it opens, and otherwise kept for
         # `listing_cache_seconds`. Only upstreams missing from it are asked, all at once.
         listings = await self._gather("tools", servers, auth, era_of(ctx.protocol_version), use_cache=True)
-        catalog = self._tool_catalog(auth, listings)
+        return self._tool_catalog(auth, listings)
+
+    def _tool_listing(self, catalog: dict[str, tuple[Entry, Any]]) -> dict[str, Any]:
         # Handed to the SDK in its wire form (its runner accepts a mapping as a handler's result): with
         # a thousand tools, dumping the models again on every listing was the largest part of it.
         # The envelope (result type, cache fields of newer revisions) is the model's own defaults.
         envelope = types.ListToolsResult(tools=[]).model_dump(by_alias=True, mode="json", exclude_none=True)
-        return cast(types.ListToolsResult, {**envelope, "tools": self._public_tools(catalog)})
+        return {**envelope, "tools": self._public_tools(catalog)}
+
+    async def _listing_shortcut(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        """Server middleware: an aggregate `tools/list` that `_wire_tool_listing` can answer gets that
+        answer; every other message goes through the SDK's runner as usual."""
+        if ctx.method == "tools/list" and ctx.request_id is not None:
+            wire = await self._wire_tool_listing(ctx)
+            if wire is not None:
+                return wire
+        return await call_next(ctx)
+
+    async def _wire_tool_listing(self, ctx: Ctx) -> dict[str, Any] | None:
+        """An aggregate `tools/list` of a handshake-revision session in its final wire form, memoized
+        per catalog and revision. The SDK's runner validates and dumps every result against the
+        revision's schema (the "sieve"); for a thousand tools that was three quarters of the hub's
+        time per listing, for a result that only changes with the catalog. So the sieve runs once per
+        catalog here, the SDK's own function, and a short-circuiting middleware's result is passed on
+        as it is (the runner's documented contract). None, for the runner to answer as usual, where
+        its checks could say otherwise: a 2026-07-28 request (its results are stamped), a session
+        not initialized yet, params not of the listing's shape, `/mcp/{server}`."""
+        params = ctx.params
+        if (
+            ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+            or ctx.session.client_params is None
+            or not (params is None or _listing_params(params))
+        ):
+            return None
+        auth = self._auth(ctx)
+        if auth.path_server is not None:
+            return None
+        catalog = await self._aggregate_catalog(ctx, auth)
+        key = (id(catalog), ctx.protocol_version)
+        cached = self._wire_tool_lists.get(key)
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
+        wire = serialize_server_result("tools/list", ctx.protocol_version, self._tool_listing(catalog))
+        if len(self._wire_tool_lists) >= MAX_CATALOGS:
+            self._wire_tool_lists.pop(next(iter(self._wire_tool_lists)))
+        self._wire_tool_lists[key] = (catalog, wire)
+        return wire
 
     def _public_tools(self, catalog: dict[str, tuple[Entry, Any]]) -> list[dict[str, Any]]:
         """The catalog's tools under their public names, as wire dicts (memoized with the catalog)."""
@@ -1126,6 +1175,16 @@ def _progress_token(ctx: Ctx) -> object | None:
     # The SDK hands `_meta` over as parsed from the wire; accept either spelling of the key.
     token: object | None = meta.get("progress_token", meta.get("progressToken"))
     return token
+
+
+def _listing_params(params: Mapping[str, Any]) -> bool:
+    """Whether `params` has the shape of a `tools/list` request's (what the SDK's runner checks)."""
+    cursor, meta = params.get("cursor"), params.get("_meta")
+    return (
+        set(params) <= {"cursor", "_meta"}
+        and (cursor is None or isinstance(cursor, str))
+        and (meta is None or isinstance(meta, Mapping))
+    )
 
 
 def _server_by_id(auth: AuthContext, server_id: str) -> McpServer:

@@ -12,6 +12,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from mcp_hub.gateway import server as gateway_module
 from tests.gateway.clients import result_of, shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub
 from tests.gateway.test_gateway_http_passthrough import call
@@ -138,3 +139,50 @@ async def test_a_2025_06_18_client(hub_server: RunningHub, echo_http: str, path:
             3,
         )
         assert called["result"]["content"][0]["text"] == "06-18"
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2025-06-18"])
+async def test_the_memoized_aggregate_listing_is_what_the_sdk_would_send(
+    hub_server: RunningHub, echo_http: str, version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An aggregate `tools/list` is answered from the hub's memo of its wire form (`_listing_shortcut`);
+    byte for byte it is the answer the SDK's own runner gives when the memo is not used, and a
+    session that has not initialized is refused the same way either way."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    await hub_server.add_stdio_echo("local")
+    key = await _user_key(hub_server)
+    gateway = hub_server.app.state.gateway.gateway
+    listing = {"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {}}
+
+    async def list_raw() -> tuple[httpx2.Response, httpx2.Response]:
+        async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
+            headers = await open_raw_session(http, "/mcp", key, version=version)
+            listed = await http.post("/mcp", json=listing, headers=headers)
+            unknown = await http.post("/mcp", json=listing, headers={**headers, "mcp-session-id": "nope"})
+            return listed, unknown
+
+    calls = 0
+    sieve = gateway_module.serialize_server_result
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return sieve(*args, **kwargs)
+
+    memoized, unknown_memoized = await list_raw()  # fills the listing cache and the memo
+    memoized, unknown_memoized = await list_raw()
+    gateway.server.middleware.remove(gateway._listing_shortcut)
+    try:
+        by_sdk, unknown_by_sdk = await list_raw()
+    finally:
+        gateway.server.middleware.append(gateway._listing_shortcut)
+    assert result_of(memoized, 5) == result_of(by_sdk, 5)
+    assert {t["name"] for t in result_of(memoized, 5)["result"]["tools"]} >= {"echo__echo", "local__echo"}
+    assert (unknown_memoized.status_code, unknown_memoized.text) == (
+        unknown_by_sdk.status_code,
+        unknown_by_sdk.text,
+    )
+    # The memo is used: listing again runs the sieve no more.
+    monkeypatch.setattr(gateway_module, "serialize_server_result", counting)
+    again, _ = await list_raw()
+    assert result_of(again, 5) == result_of(by_sdk, 5) and calls == 0
