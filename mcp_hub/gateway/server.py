@@ -28,7 +28,7 @@ from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp.shared.inbound import MCP_PARAM_HEADER_PREFIX, validate_mcp_param_headers
 from mcp.shared.message import ServerMessageMetadata
-from mcp_types.methods import serialize_server_result
+from mcp_types.methods import serialize_server_result, validate_client_request
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -517,23 +517,32 @@ class Gateway:
         catalog here, the SDK's own function, and a short-circuiting middleware's result is passed on
         as it is (the runner's documented contract). None, for the runner to answer as usual, where
         its checks could say otherwise: a 2026-07-28 request (its results are stamped), a session
-        not initialized yet, params not of the listing's shape, `/mcp/{server}`."""
-        params = ctx.params
-        if (
-            ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-            or ctx.session.client_params is None
-            or not (params is None or _listing_params(params))
-        ):
+        not initialized yet, params it would refuse, `/mcp/{server}`, a result it would refuse."""
+        version = ctx.protocol_version
+        if version in MODERN_PROTOCOL_VERSIONS or ctx.session.client_params is None:
+            return None
+        try:
+            # The params check the runner makes (a cursor that is a string, a well-formed `_meta`).
+            validate_client_request("tools/list", version, ctx.params or {})
+        except (ValueError, KeyError, ValidationError):
             return None
         auth = self._auth(ctx)
         if auth.path_server is not None:
             return None
         catalog = await self._aggregate_catalog(ctx, auth)
-        key = (id(catalog), ctx.protocol_version)
-        cached = self._wire_tool_lists.get(key)
+        key = (id(catalog), version)
+        cached = self._wire_tool_lists.pop(key, None)
         if cached is not None and cached[0] is catalog:
+            self._wire_tool_lists[key] = cached  # most recently used last: evicted last
             return cached[1]
-        wire = serialize_server_result("tools/list", ctx.protocol_version, self._tool_listing(catalog))
+        if any(entry.name == CONNECT_TOOL for entry, _ in catalog.values()):
+            # A server the caller has not connected lists a `connect` tool made afresh on every listing,
+            # so its catalog is new each time: memoizing it would only push out everyone else's.
+            return None
+        try:
+            wire = serialize_server_result("tools/list", version, self._tool_listing(catalog))
+        except ValidationError:
+            return None  # the runner reports an invalid result as the hub's error, not the client's
         if len(self._wire_tool_lists) >= MAX_CATALOGS:
             self._wire_tool_lists.pop(next(iter(self._wire_tool_lists)))
         self._wire_tool_lists[key] = (catalog, wire)
@@ -1175,16 +1184,6 @@ def _progress_token(ctx: Ctx) -> object | None:
     # The SDK hands `_meta` over as parsed from the wire; accept either spelling of the key.
     token: object | None = meta.get("progress_token", meta.get("progressToken"))
     return token
-
-
-def _listing_params(params: Mapping[str, Any]) -> bool:
-    """Whether `params` has the shape of a `tools/list` request's (what the SDK's runner checks)."""
-    cursor, meta = params.get("cursor"), params.get("_meta")
-    return (
-        set(params) <= {"cursor", "_meta"}
-        and (cursor is None or isinstance(cursor, str))
-        and (meta is None or isinstance(meta, Mapping))
-    )
 
 
 def _server_by_id(auth: AuthContext, server_id: str) -> McpServer:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx2
 import mcp_types as types
@@ -145,44 +146,43 @@ async def test_a_2025_06_18_client(hub_server: RunningHub, echo_http: str, path:
 async def test_the_memoized_aggregate_listing_is_what_the_sdk_would_send(
     hub_server: RunningHub, echo_http: str, version: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An aggregate `tools/list` is answered from the hub's memo of its wire form (`_listing_shortcut`);
-    byte for byte it is the answer the SDK's own runner gives when the memo is not used, and a
-    session that has not initialized is refused the same way either way."""
+    """An aggregate `tools/list` is answered from the hub's memo of its wire form (`_listing_shortcut`):
+    the same answer, to the byte, as the SDK's own runner gives without the memo, also for params the
+    runner refuses and for a cursor."""
     await hub_server.add_server("echo", transport="http", url=echo_http)
     await hub_server.add_stdio_echo("local")
     key = await _user_key(hub_server)
     gateway = hub_server.app.state.gateway.gateway
-    listing = {"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {}}
+    params_cases: list[dict[str, object]] = [{}, {"cursor": "later"}, {"_meta": {"progressToken": 1.5}}]
 
-    async def list_raw() -> tuple[httpx2.Response, httpx2.Response]:
+    async def list_raw() -> list[bytes]:
         async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
             headers = await open_raw_session(http, "/mcp", key, version=version)
-            listed = await http.post("/mcp", json=listing, headers=headers)
-            unknown = await http.post("/mcp", json=listing, headers={**headers, "mcp-session-id": "nope"})
-            return listed, unknown
+            bodies = []
+            for params in params_cases:
+                listing = {"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": params}
+                bodies.append((await http.post("/mcp", json=listing, headers=headers)).content)
+            return bodies
 
-    calls = 0
+    await list_raw()  # fills the listing cache and the memo
+    memoized = await list_raw()
+    gateway.server.middleware.remove(gateway._listing_shortcut)
+    try:
+        by_sdk = await list_raw()
+    finally:
+        gateway.server.middleware.append(gateway._listing_shortcut)
+    assert memoized == by_sdk
+    tools = {t["name"] for t in json.loads(memoized[0])["result"]["tools"]}
+    assert {"echo__echo", "local__echo"} <= tools
+    assert json.loads(memoized[2])["error"]["code"] == types.INVALID_PARAMS
+    # The memo is used: listing again runs the sieve no more.
     sieve = gateway_module.serialize_server_result
+    calls = 0
 
-    def counting(*args: object, **kwargs: object) -> object:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         return sieve(*args, **kwargs)
 
-    memoized, unknown_memoized = await list_raw()  # fills the listing cache and the memo
-    memoized, unknown_memoized = await list_raw()
-    gateway.server.middleware.remove(gateway._listing_shortcut)
-    try:
-        by_sdk, unknown_by_sdk = await list_raw()
-    finally:
-        gateway.server.middleware.append(gateway._listing_shortcut)
-    assert result_of(memoized, 5) == result_of(by_sdk, 5)
-    assert {t["name"] for t in result_of(memoized, 5)["result"]["tools"]} >= {"echo__echo", "local__echo"}
-    assert (unknown_memoized.status_code, unknown_memoized.text) == (
-        unknown_by_sdk.status_code,
-        unknown_by_sdk.text,
-    )
-    # The memo is used: listing again runs the sieve no more.
     monkeypatch.setattr(gateway_module, "serialize_server_result", counting)
-    again, _ = await list_raw()
-    assert result_of(again, 5) == result_of(by_sdk, 5) and calls == 0
+    assert await list_raw() == by_sdk and calls == 0
