@@ -31,6 +31,7 @@ from mcp.server.streamable_http import (
     MCP_SESSION_ID_HEADER,
     REQUEST_STREAM_BUFFER_SIZE,
     EventMessage,
+    SSEEvent,
     StreamableHTTPServerTransport,
     check_accept_headers,
 )
@@ -53,8 +54,6 @@ from starlette.types import Receive, Scope, Send
 # mcp.server._streamable_http_modern), so both eras' clients see the same framing; past it, the stream's
 # keep-alive pings hold the connection open behind proxies with an idle-read timeout.
 JSON_WINDOW_SECONDS = 15.0
-
-SSEEvent = dict[str, Any]
 
 logger = logging.getLogger(__name__)
 

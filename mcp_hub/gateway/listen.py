@@ -97,13 +97,15 @@ class ChangeListeners:
         ctx: ServerRequestContext[Any, Any],
         auth: AuthContext,
         params: types.SubscriptionsListenRequestParams,
-        resources: dict[tuple[str, str], str] | None = None,
-        generation: tuple[int, int] | None = None,
+        resources: dict[tuple[str, str], str],
+        generation: tuple[int, int],
     ) -> types.SubscriptionsListenResult:
-        """Serves one stream until the client goes away. It ends (gracefully: the client may listen
-        again, and is authenticated again) when an access change or a revocation in this process makes
-        the caller's access uncertain; that is checked when there is something to tell, which is the
-        only time the stream could tell anything."""
+        """Serves one stream until the client goes away. `resources`: the resources held for it (server
+        id and upstream URI -> the URI the client used); `generation`: the access decisions it was
+        opened under. It ends (gracefully: the client may listen again, and is authenticated again)
+        when an access change or a revocation in this process makes the caller's access uncertain;
+        that is checked when there is something to tell, and every ACCESS_RECHECK_SECONDS on a quiet
+        stream."""
         request_id = ctx.request_id
         if request_id is None:
             raise MCPError(types.INVALID_REQUEST, "subscriptions/listen requires a request id")
@@ -115,7 +117,6 @@ class ChangeListeners:
             "resources": wanted.resources_list_changed,
         }
         kinds = frozenset(kind for kind, yes in asked.items() if yes)
-        resources = resources or {}
         honored = types.SubscriptionFilter(
             tools_list_changed=True if "tools" in kinds else None,
             prompts_list_changed=True if "prompts" in kinds else None,
@@ -127,7 +128,7 @@ class ChangeListeners:
             auth.principal,
             frozenset(server.id for server in auth.servers.values()),
             kinds,
-            generation or access_generation(),
+            generation,
             resources,
         )
         # Registered before the acknowledgment, so a change during its write is not lost.

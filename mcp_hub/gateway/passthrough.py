@@ -529,20 +529,7 @@ class PassThrough:
             # Ended by the upstream, cleanly or not: either way the client reconnects if it wants to.
             await send({"type": "http.response.body", "body": b""})
 
-        async def watch() -> None:
-            while True:
-                message: Message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-
-        pump_task = asyncio.ensure_future(pump())
-        watch_task = asyncio.ensure_future(watch())
-        try:
-            await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (pump_task, watch_task):
-                task.cancel()
-            await asyncio.gather(pump_task, watch_task, return_exceptions=True)
+        await cancelled_on_disconnect(receive, pump())
 
 
 class _ToolFilter:

@@ -562,11 +562,11 @@ class Gateway:
         self._public_tool_lists[id(catalog)] = (catalog, tools)
         return tools
 
-    async def _resolve_name(self, kind: ListKind, auth: AuthContext, era: Era, name: str) -> Entry | None:
-        """The entry of a public prompt (or other non-tool) name; tools go through `_resolve_tool`."""
+    async def _resolve_prompt(self, auth: AuthContext, era: Era, name: str) -> Entry | None:
+        """The entry of a public prompt name (tools go through `_resolve_tool`)."""
         servers = list(auth.servers.values())
         for use_cache in (True, False):
-            listings = await self._gather(kind, servers, auth, era, use_cache=use_cache)
+            listings = await self._gather("prompts", servers, auth, era, use_cache=use_cache)
             entries = [Entry(s.id, s.alias, item.name) for s in servers for item in listings.get(s.id, [])]
             entry = build_catalog(entries).get(name)
             if entry is not None:
@@ -631,10 +631,8 @@ class Gateway:
             found = self._tool_catalog(auth, listings).get(name)
             if found is None or found[0].name == CONNECT_TOOL:
                 return None
-            entry, tool = found
+            entry, tool = found  # the catalog holds only the tools the allowlists leave
             server = _server_by_id(auth, entry.server_id)
-            if not auth.tool_allowed(server, entry.name):
-                return None
             if validate_mcp_param_headers(tool.input_schema, arguments, headers) is not None:
                 return None
             target = self._target(server)
@@ -931,7 +929,7 @@ class Gateway:
         single = self._single(auth)
         if single is not None:
             return single, name
-        entry = await self._resolve_name("prompts", auth, era, name)
+        entry = await self._resolve_prompt(auth, era, name)
         if entry is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         return _server_by_id(auth, entry.server_id), entry.name

@@ -550,11 +550,10 @@ class UpstreamPool:
         speaks that revision and took this credential, so a 2026-07-28 request (self-contained, no
         session state) may go to it as plain HTTP instead of through the session (mcp_hub.gateway.
         call_forward). Counts as a use of the session, which keeps its list_changed stream open."""
-        if target.transport != "http" or target.openapi is not None:
+        if target.transport != "http":
             return False
-        pooled = self._sessions.get(
-            PoolKey(target.server_id, target.fingerprint, credential.identity, "modern")
-        )
+        key = self._key(target, credential, "modern")
+        pooled = self._sessions.get(key) if key.era == "modern" else None
         if pooled is None or pooled.dead or pooled.superseded or pooled.session is None:
             return False
         if pooled.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:

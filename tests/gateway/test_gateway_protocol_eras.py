@@ -21,6 +21,7 @@ import pytest
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ResourceUpdated
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.gateway import listen as listen_module
@@ -170,7 +171,7 @@ async def test_modern_clients_subscribe_to_resources_on_their_listen_stream(
             assert text_of(touched) == "notified"
             with anyio.fail_after(5):
                 event = await sub.__anext__()
-            assert type(event).__name__ == "ResourceUpdated" and event.uri == greeting
+            assert isinstance(event, ResourceUpdated) and event.uri == greeting
         with anyio.fail_after(5):
             while text_of(await legacy.call_tool("echo__subscriptions", {})) != "":
                 await anyio.sleep(0.05)
