@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -41,6 +41,7 @@ from mcp_types import (
     DEFAULT_NEGOTIATED_VERSION,
     INTERNAL_ERROR,
     JSONRPCError,
+    JSONRPCNotification,
     JSONRPCRequest,
     JSONRPCResponse,
     jsonrpc_message_adapter,
@@ -48,6 +49,7 @@ from mcp_types import (
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 # The window the SDK gives 2026-07-28 requests before it commits to SSE (`_SSE_PING_INTERVAL` of
@@ -58,11 +60,30 @@ JSON_WINDOW_SECONDS = 15.0
 logger = logging.getLogger(__name__)
 
 
+class SessionCalls(Protocol):
+    """Where a session's `tools/call` may be forwarded instead of served (mcp_hub.gateway.call_forward)."""
+
+    async def handle_session_call(
+        self, scope: Scope, receive: Receive, send: Send, body: bytes, session_id: str, version: str
+    ) -> bool: ...
+
+    def forwarding(self, session_id: str, request_id: Any) -> bool: ...
+
+    async def cancel(self, session_id: str, request_id: Any, reason: Any) -> None: ...
+
+
 class JsonFirstTransport(StreamableHTTPServerTransport):
+    # Set by the session manager on each session it opens.
+    forwarder: SessionCalls | None = None
+
     async def _handle_post_request(
         self, scope: Scope, request: Request, receive: Receive, send: Send
     ) -> None:
-        message = await self._plain_request(request)
+        message = await self._plain_message(request)
+        if isinstance(message, JSONRPCNotification):
+            if not await self._cancel_forwarded(scope, request, receive, send, message):
+                await super()._handle_post_request(scope, request, receive, send)
+            return
         if message is None:
             await super()._handle_post_request(scope, request, receive, send)
             return
@@ -83,9 +104,15 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
         if not await self._validate_request_headers(request, send):
             return
         writer = self._read_stream_writer
-        assert writer is not None  # _plain_request checked it
+        assert writer is not None  # _plain_message checked it
         request_id = str(message.id)
         version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, DEFAULT_NEGOTIATED_VERSION)
+        if message.method == "tools/call" and self.forwarder is not None and self.mcp_session_id is not None:
+            body = await request.body()
+            if await self.forwarder.handle_session_call(
+                scope, receive, send, body, self.mcp_session_id, version
+            ):
+                return
         self._request_streams[request_id] = anyio.create_memory_object_stream[EventMessage](
             REQUEST_STREAM_BUFFER_SIZE
         )
@@ -111,8 +138,9 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
             return
         await self._stream(scope, receive, send, request_id, messages, first)
 
-    async def _plain_request(self, request: Request) -> JSONRPCRequest | None:
-        """The body's request if this POST is one the JSON-first path serves, else None (the SDK's path).
+    async def _plain_message(self, request: Request) -> JSONRPCRequest | JSONRPCNotification | None:
+        """The body's request if this POST is one the JSON-first path serves, or its notification; else
+        None (the SDK's path).
 
         Starlette keeps the body it read, so the SDK's path reads the same bytes again without the socket.
         """
@@ -129,9 +157,30 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
             message = jsonrpc_message_adapter.validate_json(body, by_name=False)
         except (ValidationError, ValueError):
             return None
+        if isinstance(message, JSONRPCNotification):
+            return message
         if not isinstance(message, JSONRPCRequest) or message.method == "initialize":
             return None
         return message
+
+    async def _cancel_forwarded(
+        self, scope: Scope, request: Request, receive: Receive, send: Send, message: JSONRPCNotification
+    ) -> bool:
+        """A `notifications/cancelled` for a call the forwarder has in flight goes to it (the session's
+        server never saw that call). False, having done nothing, for any other notification."""
+        params = message.params or {}
+        session_id = self.mcp_session_id
+        if (
+            message.method != "notifications/cancelled"
+            or self.forwarder is None
+            or session_id is None
+            or not self.forwarder.forwarding(session_id, params.get("requestId"))
+        ):
+            return False
+        if await self._validate_request_headers(request, send):
+            await self.forwarder.cancel(session_id, params.get("requestId"), params.get("reason"))
+            await Response(status_code=HTTPStatus.ACCEPTED)(scope, receive, send)
+        return True
 
     async def _stream(
         self,
@@ -174,9 +223,14 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
 class JsonFirstSessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager, with every new session on a `JsonFirstTransport`."""
 
+    # Forwards `tools/call` requests the hub can route without serving them (set by the gateway's mount).
+    forwarder: SessionCalls | None = None
+
     def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
         transport = super()._admit_session(requestor)
         if transport is not None:
-            # The SDK builds the transport inline; the subclass adds behaviour only, no state.
+            # The SDK builds the transport inline; the subclass adds behaviour and one setting.
             transport.__class__ = JsonFirstTransport
+            assert isinstance(transport, JsonFirstTransport)
+            transport.forwarder = self.forwarder
         return transport

@@ -131,6 +131,8 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
         await stack.enter_async_context(pool.run())
         await stack.enter_async_context(gateway.run())
         await stack.enter_async_context(manager.run())
+        forwarder = CallForwarder(gateway, passthrough)
+        manager.forwarder = forwarder
         yield GatewayRuntime(
             gateway=gateway,
             pool=pool,
@@ -140,7 +142,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
             auth_cache=AuthCache(settings.mcp_auth_cache_seconds),
             openapi=openapi,
             passthrough=passthrough,
-            forwarder=CallForwarder(gateway, passthrough),
+            forwarder=forwarder,
         )
 
 

@@ -36,7 +36,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -484,13 +484,22 @@ class PassThrough:
         body: bytes,
         target: UpstreamTarget,
         events: EventRewriter | None = None,
+        *,
+        answer_id: Any = None,
+        reply_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         """Streams a POST's answer back within the deadline; `events` (SSE answers only) may rewrite
-        whole events on the way."""
+        whole events on the way. `answer_id`: the id an error answer carries (the id in `body` when
+        None); `reply_headers` replace the upstream's headers of those names."""
         start = response_start(response)
-        if events is not None:
-            # Rewritten events change the body's length.
-            start["headers"] = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+        # Rewritten events change the body's length.
+        replaced = {name for name, _ in reply_headers} | (
+            {b"content-length"} if events is not None else set()
+        )
+        if replaced:
+            start["headers"] = [(k, v) for k, v in start["headers"] if k not in replaced] + list(
+                reply_headers
+            )
         await send(start)
         is_sse = (response.header(b"content-type") or b"").startswith(b"text/event-stream")
         try:
@@ -510,7 +519,7 @@ class PassThrough:
         # The status line is out, so the status cannot say it any more. On an SSE stream the caller still
         # gets an answer to its request; the blank lines first end any event the upstream left half
         # written. Other bodies end short, and the server closes the connection.
-        request_id = _request_id(body)
+        request_id = _request_id(body) if answer_id is None else answer_id
         if is_sse and request_id is not None:
             error = error_body(request_id, *problem)
             tail = events.flush() if events is not None else b""
@@ -680,15 +689,23 @@ def _hub_error_body(request_id: Any, exc: HubError) -> bytes:
     return error_body(request_id, INTERNAL_ERROR, exc.message)
 
 
-async def send_json(send: Send, status: int, body: bytes) -> None:
-    await _send_body(send, status, body, b"application/json")
+async def send_json(
+    send: Send, status: int, body: bytes, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    await _send_body(send, status, body, b"application/json", extra_headers)
 
 
 async def _send_text(send: Send, status: int, text: str) -> None:
     await _send_body(send, status, text.encode(), b"text/plain; charset=utf-8")
 
 
-async def _send_body(send: Send, status: int, body: bytes, content_type: bytes) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+async def _send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -52,7 +52,7 @@ from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_publi
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
 from mcp_hub.upstream.credentials import ResolvedCredential
-from mcp_hub.upstream.pool import PooledSession, PoolKey, UpstreamPool
+from mcp_hub.upstream.pool import ForwardingSession, PooledSession, PoolKey, UpstreamPool
 from mcp_hub.upstream.session import Era, era_of, forwarded_meta
 from mcp_hub.upstream.target import UpstreamTarget, target_from_row
 
@@ -87,12 +87,13 @@ class GatewaySettings:
 
 @dataclass(frozen=True)
 class ForwardRoute:
-    """Where a 2026-07-28 `tools/call` on `/mcp` goes as plain HTTP (`Gateway.forward_route`)."""
+    """Where a `tools/call` on `/mcp` goes as plain HTTP (`Gateway.forward_route`)."""
 
     server: McpServer
     target: UpstreamTarget
     credential: ResolvedCredential
     tool_name: str  # the upstream's own name
+    session: ForwardingSession  # the upstream session it joins
 
 
 @dataclass
@@ -606,19 +607,33 @@ class Gateway:
         return server, entry.name, tool
 
     async def forward_route(
-        self, auth: AuthContext, name: str, arguments: dict[str, Any], headers: Mapping[str, str]
+        self,
+        auth: AuthContext,
+        name: str,
+        arguments: dict[str, Any],
+        headers: Mapping[str, str],
+        era: Era,
+        owner: str | None = None,
     ) -> ForwardRoute | None:
-        """Where a 2026-07-28 `tools/call` of `name` on `/mcp` may go as plain HTTP (see
-        mcp_hub.gateway.call_forward): the listings are cached (the catalog is the one `_gather`
-        would build), the tool is in it and allowed, its `Mcp-Param-*` headers agree with the
-        arguments, and its upstream is a streamable-HTTP server with a 2026-07-28 session up for this
-        caller's credential. None when any of that does not hold; the call is then served here, which
-        also gives every error its usual answer. Never waits for an upstream."""
+        """Where a `tools/call` of `name` on `/mcp` may go as plain HTTP (see mcp_hub.gateway.
+        call_forward): the listings are cached (the catalog is the one `_gather` would build), the
+        tool is in it and allowed, a 2026-07-28 call's `Mcp-Param-*` headers agree with the
+        arguments, and its upstream is a streamable-HTTP server with a session of the call's era up
+        for this caller's credential. A handshake-era call names its downstream session (`owner`),
+        which must be one the hub knows, on `/mcp`, whose client declared none of sampling,
+        elicitation and roots (the upstream's requests in the middle of a call are then answered
+        without it). None when any of that does not hold; the call is then served here, which also
+        gives every error its usual answer. Never waits for an upstream."""
+        downstream = self._downstream.get(owner) if owner is not None else None
+        if owner is not None and (
+            downstream is None or not downstream.aggregate or _asks_back(downstream.session)
+        ):
+            return None
         listings: dict[str, list[Any]] = {}
         try:
             for server in auth.servers.values():
                 try:
-                    cached = await self._cached("tools", server, auth, "modern")
+                    cached = await self._cached("tools", server, auth, era)
                 except MCPError as exc:
                     url = connect_url_of(exc)
                     if url is None:
@@ -626,22 +641,29 @@ class Gateway:
                     cached = [connect_tool(server, url)]  # as `_gather` lists a server not connected
                 if cached is not None:
                     listings[server.id] = cached
-                elif not self.pool.restart_pending(await self._key_for(self._target(server), auth, "modern")):
+                elif not self.pool.restart_pending(await self._key_for(self._target(server), auth, era)):
                     return None  # it would be listed first; an upstream in its restart backoff is left out
             found = self._tool_catalog(auth, listings).get(name)
             if found is None or found[0].name == CONNECT_TOOL:
                 return None
             entry, tool = found  # the catalog holds only the tools the allowlists leave
             server = _server_by_id(auth, entry.server_id)
-            if validate_mcp_param_headers(tool.input_schema, arguments, headers) is not None:
+            if (
+                era == "modern"
+                and validate_mcp_param_headers(tool.input_schema, arguments, headers) is not None
+            ):
                 return None
             target = self._target(server)
             credential = await self.pool.resolver.resolve(auth.user_id, target)
         except (MCPError, HubError):
             return None
-        if not self.pool.speaks_modern_now(target, credential):
+        session = self.pool.forwarding_session(target, credential, era)
+        if session is None:
             return None
-        return ForwardRoute(server, target, credential, entry.name)
+        if downstream is not None:  # what `_touch` records for a call served here
+            downstream.last_seen = time.monotonic()
+            downstream.aliases[server.id] = server.alias
+        return ForwardRoute(server, target, credential, entry.name, session)
 
     async def _check_param_headers(
         self,
@@ -1296,6 +1318,17 @@ def _asking_to_connect(handler: Callable[[Ctx, P], Awaitable[R]]) -> Callable[[C
             raise url_elicitation_required(exc, url) from None
 
     return handle
+
+
+def _asks_back(session: ServerSession) -> bool:
+    """Whether a handshake-era client declared it answers requests from servers (sampling,
+    elicitation, roots), which an upstream may send it in the middle of a call."""
+    capabilities = session.client_capabilities
+    return capabilities is not None and (
+        capabilities.sampling is not None
+        or capabilities.elicitation is not None
+        or capabilities.roots is not None
+    )
 
 
 def _url_elicitation_error_allowed(ctx: Ctx) -> bool:

@@ -56,19 +56,24 @@ async def open_transport(
     *,
     connect_timeout: float,
     on_unauthorized: Callable[[], None] | None = None,
+    on_session_id: Callable[[str], None] | None = None,
     openapi: InProcessConnector | None = None,
     wire: WirePool | None = None,
 ) -> Streams:
     """`on_unauthorized` is told when an HTTP or SSE upstream answers 401: the SDK clients report that
     only as a generic error (SSE: not at all, the message is lost), and the pool needs to know the
-    credential itself was refused. `wire`: the hub's pool of upstream HTTP connections (shared with the
-    pass-through); without one, streamable HTTP goes through httpx2's own transport."""
+    credential itself was refused. `on_session_id` is told the `Mcp-Session-Id` a streamable-HTTP
+    upstream gives the session (the SDK's transport keeps it to itself), so requests the hub forwards
+    as plain HTTP can join that session. `wire`: the hub's pool of upstream HTTP connections (shared
+    with the pass-through); without one, streamable HTTP goes through httpx2's own transport."""
     if target.openapi is not None:
         if openapi is None:
             raise ConfigError(f"server {target.name!r} is OpenAPI-backed but the hub runs no OpenAPI runtime")
         return await openapi.open(target, credential, stack, on_unauthorized=on_unauthorized)
     if target.transport == "http":
-        return await _open_http(target, credential, stack, connect_timeout, on_unauthorized, wire)
+        return await _open_http(
+            target, credential, stack, connect_timeout, on_unauthorized, on_session_id, wire
+        )
     if target.transport == "sse":
         return await _open_sse(target, credential, stack, connect_timeout, on_unauthorized)
     if target.transport == "stdio":
@@ -82,6 +87,7 @@ async def _open_http(
     stack: AsyncExitStack,
     connect_timeout: float,
     on_unauthorized: Callable[[], None] | None,
+    on_session_id: Callable[[str], None] | None,
     wire: WirePool | None,
 ) -> Streams:
     if not target.url:
@@ -92,7 +98,7 @@ async def _open_http(
         httpx2.AsyncClient(
             headers=credential.headers,
             timeout=_http_timeout(connect_timeout),
-            event_hooks={"response": [_status_watcher(on_unauthorized)]},
+            event_hooks={"response": [_status_watcher(on_unauthorized, on_session_id)]},
             transport=WireTransport(wire) if wire is not None else None,
         )
     )
@@ -138,10 +144,13 @@ async def _open_sse(
 
 def _status_watcher(
     on_unauthorized: Callable[[], None] | None,
+    on_session_id: Callable[[str], None] | None = None,
 ) -> Callable[[httpx2.Response], Awaitable[None]]:
     async def watch(response: httpx2.Response) -> None:
         if response.status_code == 401 and on_unauthorized is not None:
             on_unauthorized()
+        if on_session_id is not None and (session_id := response.headers.get("mcp-session-id")):
+            on_session_id(session_id)
 
     return watch
 

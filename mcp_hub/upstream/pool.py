@@ -28,7 +28,6 @@ from mcp.client.subscriptions import SubscriptionLost, listen
 from mcp.shared._stream_protocols import ReadStream
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from mcp_hub.errors import UpstreamError, UpstreamTimeoutError
@@ -36,7 +35,7 @@ from mcp_hub.upstream.connectors import InProcessConnector, open_transport
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.health import HealthBook
 from mcp_hub.upstream.relay import DownstreamRelay
-from mcp_hub.upstream.session import Era, UpstreamSession, negotiate
+from mcp_hub.upstream.session import Era, UpstreamSession, era_of, negotiate
 from mcp_hub.upstream.target import UpstreamTarget
 from mcp_hub.upstream.wire import WirePool
 
@@ -77,6 +76,14 @@ class PoolKey:
     identity: str
     # The downstream clients it serves: handshake revisions or 2026-07-28 (mcp_hub.upstream.session).
     era: Era = "handshake"
+
+
+@dataclass(frozen=True)
+class ForwardingSession:
+    """A live upstream session as a request forwarded as plain HTTP joins it (`forwarding_session`)."""
+
+    protocol_version: str
+    session_id: str | None  # None: the upstream keeps no session (always so on 2026-07-28)
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,8 @@ class PooledSession:
         self.on_handshake_fallback = on_handshake_fallback
         # Another session serves its key's clients now: closed once idle for a moment, not after minutes.
         self.superseded = False
+        # The upstream's `Mcp-Session-Id` for this session (streamable HTTP upstreams that keep sessions).
+        self.http_session_id: str | None = None
 
     # --- lifecycle (runs in the owner task) ------------------------------------------------------------
 
@@ -181,6 +190,7 @@ class PooledSession:
                     stack,
                     connect_timeout=self._settings.connect_timeout,
                     on_unauthorized=self._on_unauthorized,
+                    on_session_id=self._on_session_id,
                     openapi=self._openapi,
                     wire=self._wire,
                 )
@@ -323,6 +333,9 @@ class PooledSession:
         # a refused POST is only logged by the SDK, and its caller would otherwise wait out its deadline.
         # Closed, not crashed: the upstream is fine, so no restart backoff for this credential.
         self.close()
+
+    def _on_session_id(self, session_id: str) -> None:
+        self.http_session_id = session_id
 
     def _on_stream_end(self) -> None:
         if not self.closing:
@@ -545,21 +558,25 @@ class UpstreamPool:
         # 2026-07-28 clients for a while, and an upgraded upstream is noticed.
         return since is None or time.monotonic() - since >= HANDSHAKE_VERDICT_SECONDS
 
-    def speaks_modern_now(self, target: UpstreamTarget, credential: ResolvedCredential) -> bool:
-        """Whether a 2026-07-28 session to `target` with `credential` is up right now: the upstream
-        speaks that revision and took this credential, so a 2026-07-28 request (self-contained, no
-        session state) may go to it as plain HTTP instead of through the session (mcp_hub.gateway.
-        call_forward). Counts as a use of the session, which keeps its list_changed stream open."""
-        if target.transport != "http":
-            return False
-        key = self._key(target, credential, "modern")
-        pooled = self._sessions.get(key) if key.era == "modern" else None
+    def forwarding_session(
+        self, target: UpstreamTarget, credential: ResolvedCredential, era: Era
+    ) -> ForwardingSession | None:
+        """The session over streamable HTTP that this credential's requests of `era` use, if one is up
+        right now: the upstream took the credential and negotiated a revision of that era, so a request
+        may go to it as plain HTTP instead of through the SDK's client (mcp_hub.gateway.call_forward),
+        joining the session by its `Mcp-Session-Id` on the handshake revisions. Counts as a use of the
+        session, which keeps it (and a 2026-07-28 session's list_changed stream) open."""
+        if target.transport != "http" or target.openapi is not None:
+            return None
+        key = self._key(target, credential, era)
+        pooled = self._sessions.get(key) if key.era == era else None
         if pooled is None or pooled.dead or pooled.superseded or pooled.session is None:
-            return False
-        if pooled.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return False
+            return None
+        version = pooled.session.protocol_version
+        if version is None or era_of(version) != era:
+            return None
         pooled.last_used = time.monotonic()
-        return True
+        return ForwardingSession(version, pooled.http_session_id)
 
     def restart_pending(self, key: PoolKey) -> float:
         """Seconds until an upstream that failed may be tried again (0 when it is up or may be tried).

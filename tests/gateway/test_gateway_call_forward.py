@@ -1,9 +1,11 @@
-"""A 2026-07-28 `tools/call` on `/mcp` to a streamable-HTTP upstream that speaks 2026-07-28 is forwarded
-as plain HTTP (mcp_hub/gateway/call_forward.py); everything it cannot forward, or that fails a check,
-is served by the terminating path as before.
+"""A `tools/call` on `/mcp` to a streamable-HTTP upstream is forwarded as plain HTTP
+(mcp_hub/gateway/call_forward.py): a 2026-07-28 call on its own, a 2025-11-25 call into the hub's
+upstream session of its era; everything it cannot forward, or that fails a check, is served by the
+terminating path as before.
 
 How the tests tell the paths apart: the forwarded request carries the client's own headers (an
-`x-trace` header here), which the terminating path never sends upstream."""
+`x-trace` header here), which the terminating path never sends upstream, and the forwarder counts
+what it sends."""
 
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
-from mcp.client.session import ClientRequestContext
+from mcp.client.session import ClientRequestContext, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.gateway import call_forward
 from mcp_hub.gateway.call_forward import _ResultEvents
 from tests.conformance.runner import fixture_http_server
-from tests.gateway.clients import auth_headers, shttp_session, text_of
+from tests.gateway.clients import auth_headers, text_of
 from tests.gateway.conftest import RunningHub
 
 MODERN = "2026-07-28"
@@ -42,6 +44,19 @@ async def traced_client(url: str, key: str) -> AsyncIterator[Client]:
 async def seen_headers(client: Client | Any, tool: str = "echo__whoami") -> dict[str, str]:
     headers: dict[str, str] = json.loads(text_of(await client.call_tool(tool, {})))
     return headers
+
+
+@asynccontextmanager
+async def traced_session(url: str, key: str, **callbacks: Any) -> AsyncIterator[ClientSession]:
+    """The SDK's 2025-11-25 client session, sending one header of its own with every request."""
+    http = httpx2.AsyncClient(headers={**auth_headers(key), **TRACE}, timeout=httpx2.Timeout(30, read=300))
+    async with (
+        http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write, **callbacks) as session,
+    ):
+        await session.initialize()
+        yield session
 
 
 @asynccontextmanager
@@ -77,9 +92,6 @@ async def test_modern_calls_on_mcp_go_straight_to_the_upstream(
         assert protocol == {"version": MODERN, "capabilities": {}}
         with pytest.raises(MCPError, match="Unknown tool"):
             await client.call_tool("echo__nope", {})
-    # A 2025-11-25 session is served by the terminating path, which sends only the hub's own headers.
-    async with shttp_session(f"{hub_server.url}/mcp", key) as legacy:
-        assert "x-trace" not in await seen_headers(legacy)
     # The key in x-mcp-hub-key stays in the hub as well.
     http = httpx2.AsyncClient(headers={"x-mcp-hub-key": key, **TRACE}, timeout=30)
     async with (
@@ -211,6 +223,182 @@ async def test_broken_upstream_answers_become_errors_that_quote_nothing(
             assert "upstream-secret" not in str(raised.value) and "<html>" not in str(raised.value)
         # The upstream is still served.
         assert text_of(await client.call_tool("echo__echo", {"text": "after"})) == "after"
+
+
+async def test_handshake_calls_on_mcp_join_the_hubs_upstream_session(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """2025-11-25 clients share the hub's upstream session for their credential: their calls go into
+    it under ids of the hub's (both clients here number their requests alike), and come back under
+    their own, with the hub's session id."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("max"))
+    url = f"{hub_server.url}/mcp"
+    async with traced_session(url, key) as first, traced_session(url, key) as second:
+        # The first call of a session the hub has not seen yet is served by the terminating path,
+        # which opens the upstream session (and sends only the hub's own headers).
+        async with forwarded(hub_server, 0):
+            assert "x-trace" not in await seen_headers(first)
+        await second.list_tools()
+        async with forwarded(hub_server, 2):
+            seen = await seen_headers(first)
+            again = await seen_headers(second)
+        assert seen["x-trace"] == again["x-trace"] == "from-the-client"
+        assert seen["mcp-protocol-version"] == "2025-11-25"
+        # Two hub sessions, one upstream session (the one the terminating path uses too).
+        assert seen["mcp-session-id"] and seen["mcp-session-id"] == again["mcp-session-id"]
+        assert key not in json.dumps(seen)
+        texts = [f"{who}-{n}" for who in ("first", "second") for n in range(10)]
+        answers: dict[str, str] = {}
+
+        async def call(session: ClientSession, text: str) -> None:
+            answers[text] = text_of(await session.call_tool("echo__echo", {"text": text}))
+
+        async with forwarded(hub_server, len(texts)), anyio.create_task_group() as tg:
+            for text in texts:
+                tg.start_soon(call, first if text.startswith("first") else second, text)
+        assert answers == {text: text for text in texts}
+        with pytest.raises(MCPError, match="Unknown tool"):
+            await first.call_tool("echo__nope", {})
+
+
+async def test_a_forwarded_answer_names_the_hubs_session_and_the_clients_id(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """On the wire, as a client that reads every header sees it."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("rae"))
+    headers = {
+        **auth_headers(key),
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+    }
+    init = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    }
+    async with httpx2.AsyncClient(base_url=hub_server.url, headers=headers, timeout=30) as http:
+        opened = await http.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}
+        )
+        session_id = opened.headers["mcp-session-id"]
+        http.headers["mcp-session-id"] = session_id
+        await http.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await http.post("/mcp", json={"jsonrpc": "2.0", "id": "list", "method": "tools/list"})
+        for request_id, steps in ((41, 0), ("forty-two", 2)):
+            call: dict[str, Any] = {"name": "echo__link", "arguments": {"uri": "fixture://a", "steps": steps}}
+            if steps:
+                call["_meta"] = {"progressToken": "mine"}
+            async with forwarded(hub_server):
+                answer = await http.post(
+                    "/mcp", json={"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": call}
+                )
+            assert answer.status_code == 200
+            assert answer.headers["mcp-session-id"] == session_id
+            # This upstream answers with an SSE stream (progress first, when asked for).
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            events = [json.loads(line[5:]) for line in answer.text.splitlines() if line.startswith("data:")]
+            assert [event.get("method") for event in events] == ["notifications/progress"] * steps + [None]
+            assert all(event["params"]["progressToken"] == "mine" for event in events[:-1])
+            message = events[-1]
+            assert message["id"] == request_id
+            assert message["result"]["content"][0]["uri"] == "mcp-hub://echo/fixture://a"
+
+
+async def test_handshake_calls_bring_progress_logs_and_hub_uris(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("ned"))
+    progress: list[float] = []
+    logged: list[Any] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params.data)
+
+    async with traced_session(f"{hub_server.url}/mcp", key, logging_callback=on_log) as session:
+        await session.list_tools()
+        async with forwarded(hub_server, 2):
+            result = await session.call_tool(
+                "echo__link", {"uri": "fixture://greeting", "steps": 2}, progress_callback=on_progress
+            )
+            assert text_of(await session.call_tool("echo__log", {"message": "on the way"})) == "logged"
+        assert progress == [1.0, 2.0]
+        assert logged == ["on the way"]
+        link, embedded = result.content
+        assert isinstance(link, types.ResourceLink) and isinstance(embedded, types.EmbeddedResource)
+        assert link.uri == embedded.resource.uri == "mcp-hub://echo/fixture://greeting"
+
+
+async def test_a_handshake_client_that_cancels_cancels_the_upstream_call(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("oz"))
+    async with traced_session(f"{hub_server.url}/mcp", key) as session:
+        await session.list_tools()
+        async with forwarded(hub_server):
+            with anyio.move_on_after(0.5) as gave_up:
+                await session.call_tool("echo__wait_for_cancel", {"tag": "handshake"})
+        assert gave_up.cancelled_caught
+        with anyio.fail_after(5):
+            while "handshake" not in text_of(await session.call_tool("echo__cancelled", {})).split(","):
+                await anyio.sleep(0.05)
+        assert text_of(await session.call_tool("echo__echo", {"text": "after"})) == "after"
+
+
+async def test_a_handshake_call_past_the_deadline_is_cancelled_upstream(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http, timeout_seconds=1)
+    key = await hub_server.add_key(await hub_server.add_user("quin"))
+    async with traced_session(f"{hub_server.url}/mcp", key) as session:
+        await session.list_tools()
+        with anyio.fail_after(10), pytest.raises(MCPError, match="did not answer within 1s") as raised:
+            async with forwarded(hub_server):
+                await session.call_tool("echo__wait_for_cancel", {"tag": "past-deadline"})
+        assert raised.value.error.code == types.REQUEST_TIMEOUT
+        with anyio.fail_after(5):
+            while "past-deadline" not in text_of(await session.call_tool("echo__cancelled", {})).split(","):
+                await anyio.sleep(0.05)
+
+
+async def test_upstream_requests_reach_only_clients_that_can_answer_them(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """A client that declared none of sampling, elicitation and roots has its calls forwarded. The
+    upstream's request about the call (an elicitation, on the call's stream) is refused there as such
+    a client refuses it; one on the session's own stream (this server's sampling) by the hub's pool,
+    which has no client to ask. A client that declared one is served by the terminating path, which
+    relays the request to it."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("pat"))
+    url = f"{hub_server.url}/mcp"
+    async with traced_session(url, key) as plain:
+        await plain.list_tools()
+        async with forwarded(hub_server, 2):
+            with anyio.fail_after(10):
+                with pytest.raises(MCPError, match="does not support 'elicitation/create'"):
+                    await plain.call_tool("echo__ask", {"question": "sure?"})
+                with pytest.raises(MCPError, match="cannot relay sampling/createMessage"):
+                    await plain.call_tool("echo__sample", {"prompt": "hi"})
+        assert text_of(await plain.call_tool("echo__echo", {"text": "after"})) == "after"
+
+    async def sampling(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="sampled"), model="test"
+        )
+
+    async with traced_session(url, key, sampling_callback=sampling) as asking:
+        await asking.list_tools()
+        async with forwarded(hub_server, 0):
+            assert text_of(await asking.call_tool("echo__sample", {"prompt": "hi"})) == "sampled"
 
 
 def sse_answer(end: bytes, result_uri: str) -> tuple[bytes, bytes]:
