@@ -39,7 +39,7 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,7 @@ from mcp_hub.gateway.passthrough import (
     MAX_FILTERED_RESPONSE_BYTES,
     REQUEST_TIMEOUT,
     PassThrough,
+    Route,
     cancelled_on_disconnect,
     error_body,
     request_head,
@@ -81,6 +82,14 @@ log = logging.getLogger(__name__)
 # A JSON answer is read whole to wrap its URIs; past this it is refused (as for filtered listings).
 MAX_ANSWER_BYTES = MAX_FILTERED_RESPONSE_BYTES
 
+# How long to wait before resuming an upstream's stream it closed without a retry interval (the SDK
+# client's default), and the longest wait an upstream may ask for (the call's deadline bounds it too).
+DEFAULT_RETRY_MS = 1000
+MAX_RETRY_MS = 10_000
+
+# Posts into upstream sessions pending at once (answers to an upstream's requests, cancellations).
+MAX_BACKGROUND_POSTS = 256
+
 # The end of an SSE event: two line ends, each CRLF, LF or a lone CR (WHATWG HTML, "event stream").
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -88,18 +97,31 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 @dataclass(frozen=True)
 class _Exchange:
-    """One forwarded call, and how its answer becomes the client's."""
+    """One forwarded call: the request as it goes upstream, and how its answer becomes the client's."""
 
     route: ForwardRoute
+    http_route: Route
+    head: bytes
+    body: bytes
     client_id: Any  # the id of the client's request, which its answer carries
     # The id the upstream sees: the client's own on 2026-07-28 (each request stands alone); one of the
     # hub's on a handshake session, which every client with this credential shares.
     upstream_id: Any
+    client_token: Any  # the progress token the client's request carried, if any
     # Headers every answer to the client carries (on a handshake session, the hub's session id in place
     # of the upstream's).
     reply_headers: tuple[tuple[bytes, bytes], ...] = ()
     # Whether the call goes into a session other clients use too (the handshake revisions).
     shared: bool = False
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A well-formed `tools/call` request whose params pass the SDK's check for its revision."""
+
+    message: dict[str, Any]
+    name: str
+    arguments: dict[str, Any]
 
 
 class CallForwarder:
@@ -115,14 +137,21 @@ class CallForwarder:
         # Posts into upstream sessions that nobody waits for (answers to the upstream, cancellations).
         self._background: set[asyncio.Task[None]] = set()
 
+    async def aclose(self) -> None:
+        """Cancels the posts still pending (at shutdown, before the upstream sessions close)."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, auth: AuthContext) -> Receive | None:
         """Answers a 2026-07-28 request this path can forward and returns None. Otherwise returns the
         `receive` the terminating path must use instead (it replays the body when this path has read it)."""
         headers = Headers(raw=scope["headers"])
+        version = headers.get("mcp-protocol-version")
         if (
             scope["method"] != "POST"
             or headers.get("mcp-method") != "tools/call"
-            or headers.get("mcp-protocol-version") not in MODERN_PROTOCOL_VERSIONS
+            or version not in MODERN_PROTOCOL_VERSIONS
             or "mcp-session-id" in headers
         ):
             return receive
@@ -142,35 +171,21 @@ class CallForwarder:
             await send_json(send, 413, error_body(None, INVALID_REQUEST, "Request body too large"))
             return None
         replay = _replaying(body, receive)
-        message = _json(body)
-        call = _tool_call(message)
-        if call is None:
-            return replay
-        name, arguments = call
-        if find_duplicated_routing_header(headers.items()) is not None or isinstance(
-            classify_inbound_request(message, headers=headers), InboundLadderRejection
+        call = _call_in(body, version)
+        if (
+            call is None
+            or find_duplicated_routing_header(headers.items()) is not None
+            or isinstance(classify_inbound_request(call.message, headers=headers), InboundLadderRejection)
         ):
             return replay
-        if not _valid_params(message, headers["mcp-protocol-version"]):
-            return replay
-        route = await self._gateway.forward_route(auth, name, arguments, headers, "modern")
+        route = await self._gateway.forward_route(auth, call.name, call.arguments, headers, "modern")
         if route is None:
             return replay
-        upstream_body = _upstream_body(message, route, message["id"])
-        if upstream_body is None:
-            return replay
         overrides = {b"mcp-name": encode_header_value(route.tool_name).encode()}
-        head = request_head(
-            "POST",
-            self._passthrough.route(route.target, route.credential),
-            scope["headers"],
-            route.credential,
-            len(upstream_body),
-            True,
-            overrides,
-        )
-        exchange = _Exchange(route, message["id"], message["id"])
-        served = await cancelled_on_disconnect(receive, self._forward(send, exchange, head, upstream_body))
+        exchange = self._exchange_for(route, call.message, call.message["id"], scope["headers"], overrides)
+        if exchange is None:
+            return replay
+        served = await cancelled_on_disconnect(receive, self._forward(send, exchange))
         return replay if served is False else None
 
     async def handle_session_call(
@@ -190,59 +205,76 @@ class CallForwarder:
         auth = auth_context_of(scope)
         if auth is None or auth.path_server is not None:
             return False
-        message = _json(body)
-        call = _tool_call(message)
-        if call is None or not _valid_params(message, version):
-            return False
-        name, arguments = call
-        headers = Headers(raw=scope["headers"])
+        call = _call_in(body, version)
+        if call is None or "task" in call.message["params"]:
+            return False  # a task lives on in the upstream session after the call: left to the SDK's path
+        key = (session_id, call.message["id"])
+        if key in self._in_flight:
+            return False  # the client reused an id still in flight: the terminating path answers that
         route = await self._gateway.forward_route(
-            auth, name, arguments, headers, "handshake", owner=f"shttp:{session_id}"
+            auth,
+            call.name,
+            call.arguments,
+            Headers(raw=scope["headers"]),
+            "handshake",
+            owner=f"shttp:{session_id}",
         )
         if route is None or route.session.protocol_version != version:
             return False
-        key = (session_id, message["id"])
-        if key in self._in_flight:
-            return False  # the client reused an id still in flight: the terminating path answers that
-        upstream_id = f"mcp-hub-{next(self._upstream_ids)}"
-        upstream_body = _upstream_body(message, route, upstream_id)
-        if upstream_body is None:
-            return False
-        http_route = self._passthrough.route(route.target, route.credential)
         client_headers = [(k, v) for k, v in scope["headers"] if k not in _SESSION_HEADERS]
-        head = request_head(
-            "POST",
-            http_route,
+        exchange = self._exchange_for(
+            route,
+            call.message,
+            f"mcp-hub-{next(self._upstream_ids)}",
             client_headers + _session_headers(route),
-            route.credential,
-            len(upstream_body),
-            True,
+            reply_headers=((b"mcp-session-id", session_id.encode()),),
+            shared=True,
         )
-        exchange = _Exchange(
-            route, message["id"], upstream_id, ((b"mcp-session-id", session_id.encode()),), shared=True
-        )
+        if exchange is None:
+            return False
         self._in_flight[key] = exchange
         try:
-            served = await cancelled_on_disconnect(
-                receive, self._forward(send, exchange, head, upstream_body)
-            )
+            served = await cancelled_on_disconnect(receive, self._forward(send, exchange))
         finally:
             del self._in_flight[key]
         return served is not False
 
-    def forwarding(self, session_id: str, request_id: Any) -> bool:
-        """Whether this path has the call `request_id` of hub session `session_id` in flight."""
+    def cancel(self, session_id: str, request_id: Any, reason: Any) -> bool:
+        """A client's `notifications/cancelled`: for a call forwarded from hub session `session_id`, it
+        goes into the upstream session under the hub's id for the call (the upstream then ends the
+        call's stream with its answer for a cancelled request, which reaches the client as any answer
+        does), and True. False for any other call, having done nothing."""
         if isinstance(request_id, bool):
             return False  # JSON-RPC ids are strings or numbers; `true` is not id 1
-        return (session_id, request_id) in self._in_flight
-
-    async def cancel(self, session_id: str, request_id: Any, reason: Any) -> None:
-        """A client's `notifications/cancelled` for a forwarded call, passed into the upstream session
-        under the hub's id for the call. The upstream then ends the call's stream with its answer for
-        a cancelled request, which reaches the client as any answer does."""
         exchange = self._in_flight.get((session_id, request_id))
-        if exchange is not None:
-            await self._post_to_session(exchange.route, _cancelled(exchange.upstream_id, reason))
+        if exchange is None:
+            return False
+        self._post_in_background(exchange.route, _cancelled(exchange.upstream_id, reason))
+        return True
+
+    def _exchange_for(
+        self,
+        route: ForwardRoute,
+        message: dict[str, Any],
+        upstream_id: Any,
+        client_headers: list[tuple[bytes, bytes]],
+        overrides: dict[bytes, bytes] | None = None,
+        *,
+        reply_headers: tuple[tuple[bytes, bytes], ...] = (),
+        shared: bool = False,
+    ) -> _Exchange | None:
+        """The call as it goes upstream: its body (`_upstream_body`) and the head of its POST. None for
+        a body that cannot be sent (the terminating path answers it)."""
+        body = _upstream_body(message, route, upstream_id, shared=shared)
+        if body is None:
+            return None
+        http_route = self._passthrough.route(route.target, route.credential)
+        head = request_head("POST", http_route, client_headers, route.credential, len(body), True, overrides)
+        meta = message["params"].get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        return _Exchange(
+            route, http_route, head, body, message["id"], upstream_id, token, reply_headers, shared
+        )
 
     async def _post_to_session(self, route: ForwardRoute, message: dict[str, Any]) -> None:
         """A notification or an answer of the hub's into the upstream session of `route`."""
@@ -264,6 +296,16 @@ class CallForwarder:
         except (TimeoutError, WireError) as exc:
             log.warning("upstream %s: %s not delivered: %s", route.target.name, _kind(message), exc)
 
+    def _for_the_hub(self, route: ForwardRoute, message: dict[str, Any]) -> None:
+        """A message on a shared call's stream that is the session's business, not the client's: a
+        request to the client is answered (`_answer_upstream_request`); a change of what the upstream
+        lists, or of a resource, goes where the pool's session takes such news (cached listings
+        dropped, subscribers told), as it would on the session's own stream."""
+        if "id" in message:
+            self._answer_upstream_request(route, message)
+        else:
+            self._in_background(route, _kind(message), functools.partial(route.session.notify, message))
+
     def _answer_upstream_request(self, route: ForwardRoute, request: dict[str, Any]) -> None:
         """An upstream's request to the client in the middle of a forwarded call: `ping` is answered,
         anything else refused, as a client without those capabilities answers (in the background:
@@ -279,34 +321,42 @@ class CallForwarder:
         self._post_in_background(route, answer)
 
     def _post_in_background(self, route: ForwardRoute, message: dict[str, Any]) -> None:
-        task = asyncio.ensure_future(self._post_to_session(route, message))
+        self._in_background(route, _kind(message), functools.partial(self._post_to_session, route, message))
+
+    def _in_background(self, route: ForwardRoute, what: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Work about `route`'s upstream session that no request waits for; past MAX_BACKGROUND_POSTS
+        pending (an upstream that floods its clients with requests) it is dropped and logged."""
+        if len(self._background) >= MAX_BACKGROUND_POSTS:
+            log.warning("upstream %s: %s dropped (too much pending)", route.target.name, what)
+            return
+        task = asyncio.ensure_future(work())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _forward(self, send: Send, exchange: _Exchange, head: bytes, body: bytes) -> bool:
+    async def _forward(self, send: Send, exchange: _Exchange) -> bool:
         """One exchange with the upstream within the server's deadline. False, having sent nothing, when
         the upstream refused the credential (401) or no longer knows the session (404): the terminating
         path then deals with that (a remedy for the credential, a new session)."""
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + exchange.route.target.timeout_seconds
         try:
-            return await self._exchange(send, exchange, head, body, ends_at)
+            with exchange.route.session.held():
+                return await self._exchange(send, exchange, ends_at)
         finally:
             if exchange.shared and loop.time() >= ends_at:
                 # Given up at the deadline: the upstream is told, as the SDK's client tells it when the
                 # terminating path gives up (a 2026-07-28 upstream learns it from the closed request).
                 self._post_in_background(exchange.route, _cancelled(exchange.upstream_id, "timed out"))
 
-    async def _exchange(
-        self, send: Send, exchange: _Exchange, head: bytes, body: bytes, ends_at: float
-    ) -> bool:
+    async def _exchange(self, send: Send, exchange: _Exchange, ends_at: float) -> bool:
         route = exchange.route
         target = route.target
-        http_route = self._passthrough.route(target, route.credential)
         self.sent += 1
         try:
             async with asyncio.timeout_at(ends_at):
-                response = await self._passthrough.wire.request(http_route.origin, head, body)
+                response = await self._passthrough.wire.request(
+                    exchange.http_route.origin, exchange.head, exchange.body
+                )
         except TimeoutError:
             await _send_error(send, exchange, REQUEST_TIMEOUT, timed_out_message(target))
             return True
@@ -321,25 +371,55 @@ class CallForwarder:
             if response.status == 200 and content_type.startswith(b"text/event-stream"):
                 # On a shared handshake session the upstream may ask the client things in the middle of
                 # the call; a 2026-07-28 upstream asks with an input-required result instead.
-                asks = functools.partial(self._answer_upstream_request, route) if exchange.shared else None
+                session_side = functools.partial(self._for_the_hub, route) if exchange.shared else None
                 rewriter = _ResultEvents(
-                    exchange.client_id, route.server.alias, upstream_id=exchange.upstream_id, asks=asks
+                    exchange.client_id,
+                    route.server.alias,
+                    upstream_id=exchange.upstream_id,
+                    session_side=session_side,
+                    client_token=exchange.client_token,
                 )
                 await self._passthrough.stream(
                     send,
                     response,
                     ends_at,
-                    body,
+                    exchange.body,
                     target,
                     rewriter,
                     answer_id=exchange.client_id,
                     reply_headers=exchange.reply_headers,
+                    resume=functools.partial(self._resumed, exchange, rewriter),
                 )
             else:
                 await self._send_whole_answer(send, response, exchange, ends_at)
             return True
         finally:
             response.release()
+
+    async def _resumed(self, exchange: _Exchange, events: _ResultEvents) -> Response | None:
+        """The rest of a shared call's stream, which the upstream closed before its answer: fetched as a
+        2025-11-25 client resumes a stream (SEP-1699), with a GET into the upstream session naming the
+        last event id it sent, once the retry interval it asked for has passed. None when there is
+        nothing to resume after, or the upstream will not resume (the client then gets an error)."""
+        point = events.resume_point()
+        if point is None:
+            return None
+        last_event_id, delay = point
+        await asyncio.sleep(delay)
+        route = exchange.route
+        headers = [
+            (b"accept", b"text/event-stream"),
+            (b"last-event-id", last_event_id),
+            *_session_headers(route),
+        ]
+        head = request_head("GET", exchange.http_route, headers, route.credential, 0, False)
+        response = await self._passthrough.wire.request(exchange.http_route.origin, head, b"")
+        content_type = response.header(b"content-type") or b""
+        if response.status == 200 and content_type.startswith(b"text/event-stream"):
+            return response
+        response.release()
+        log.warning("upstream %s: resuming a call's stream: HTTP %d", route.target.name, response.status)
+        return None
 
     async def _send_whole_answer(
         self, send: Send, response: Response, exchange: _Exchange, ends_at: float
@@ -429,19 +509,31 @@ def _json(body: bytes) -> Any:
         return None
 
 
-def _valid_params(message: dict[str, Any], version: str) -> bool:
-    """The shape of a `tools/call`'s params by the request's revision, as the SDK's runner checks it."""
+def _call_in(body: bytes, version: str) -> _Call | None:
+    """The `tools/call` request in `body`, if it is one whose params have the shape its revision
+    gives them (checked as the SDK's runner checks them)."""
+    message = _json(body)
+    call = _tool_call(message)
+    if call is None:
+        return None
     try:
         validate_client_request("tools/call", version, message["params"])
-    except (ValueError, KeyError, ValidationError):
-        return False
-    return True
+    except (ValueError, ValidationError):
+        return None
+    return _Call(message, *call)
 
 
-def _upstream_body(message: dict[str, Any], route: ForwardRoute, upstream_id: Any) -> bytes | None:
-    """The request as the upstream gets it: its own name for the tool, and `upstream_id`. None for a
-    number JSON cannot carry (1e999 parses as infinity)."""
-    forwarded = {**message, "id": upstream_id, "params": {**message["params"], "name": route.tool_name}}
+def _upstream_body(
+    message: dict[str, Any], route: ForwardRoute, upstream_id: Any, *, shared: bool
+) -> bytes | None:
+    """The request as the upstream gets it: its own name for the tool, and `upstream_id`, which on a
+    shared session is its progress token too (clients' tokens could collide there). None for a number
+    JSON cannot carry (1e999 parses as infinity)."""
+    params = {**message["params"], "name": route.tool_name}
+    meta = params.get("_meta")
+    if shared and isinstance(meta, dict) and "progressToken" in meta:
+        params["_meta"] = {**meta, "progressToken": upstream_id}
+    forwarded = {**message, "id": upstream_id, "params": params}
     try:
         return json.dumps(forwarded, separators=(",", ":"), allow_nan=False).encode()
     except ValueError:
@@ -563,28 +655,45 @@ def _may_name_a_uri(raw: bytes | bytearray) -> bool:
 
 class _ResultEvents:
     """An SSE answer, event by event: the answer to the call as the client gets it (`_client_answer`),
-    the upstream's requests to the client handed to `asks` (and not passed on) when given, every other
-    event and every byte between them passed as it came. An event longer than MAX_ANSWER_BYTES passes
-    unchanged rather than be held in memory whole."""
+    every other event and every byte between them passed as it came. An event longer than
+    MAX_ANSWER_BYTES passes unchanged rather than be held in memory whole.
+
+    On a session the hub shares (`session_side` given), the stream is the upstream session's, not the
+    client's:
+    - the upstream's requests to the client, and its notifications that what it lists or a resource
+      changed, go to `session_side`, not to the client;
+    - event ids and retry intervals are taken out (the client cannot resume at the hub; the hub
+      resumes itself, `resume_point`), and so are events left with no data (priming events);
+    - a progress notification for the call gets the client's progress token back (`client_token`);
+    - an event too large to hold becomes an error answer to the call (its id cannot be rewritten)."""
 
     def __init__(
         self,
-        request_id: Any,
+        client_id: Any,
         alias: str,
         *,
         upstream_id: Any = None,
-        asks: Callable[[dict[str, Any]], None] | None = None,
+        session_side: Callable[[dict[str, Any]], None] | None = None,
+        client_token: Any = None,
     ) -> None:
-        """`request_id`: the client's; `upstream_id`: the one the upstream answers, when it differs."""
-        self._request_id = request_id
-        self._upstream_id = request_id if upstream_id is None else upstream_id
+        """`upstream_id`: the id the upstream answers (and, on a shared session, the progress token it
+        was given), when it is not the client's."""
+        self._client_id = client_id
+        self._upstream_id = client_id if upstream_id is None else upstream_id
         self._alias = alias
-        self._asks = asks
-        # Events that must be parsed even when they name no URI: the answer, when its id changes.
-        renamed = self._upstream_id != request_id
+        self._session_side = session_side
+        self._shared = session_side is not None
+        self._client_token = client_token
+        # Events that must be parsed even when they name no URI: those about the call, when its id
+        # changes on the way.
+        renamed = self._shared or self._upstream_id != client_id
         self._answer_marker = json.dumps(self._upstream_id).encode() if renamed else None
         self._pending = bytearray()
         self._passing = False  # inside an oversized event: bytes pass until the event ends
+        self._answered = False
+        self._last_event_id: bytes | None = None
+        self._resumed_from: bytes | None = None
+        self._retry_ms: int | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         # Earlier bytes held no event end, except perhaps one begun in their last three (CRLF CR).
@@ -599,6 +708,28 @@ class _ResultEvents:
         self._pending.clear()
         return out
 
+    def answered(self) -> bool:
+        return self._answered
+
+    def unanswered(self) -> bool:
+        """Whether the body ended without the answer to a call on a shared session (which the hub then
+        resumes, or answers with an error); on the client's own stream the client deals with that."""
+        return self._shared and not self._answered
+
+    def resume_point(self) -> tuple[bytes, float] | None:
+        """The id of the last event the upstream sent, to resume its stream after (SEP-1699), and how
+        long to wait first (its retry interval): once per id, so a stream that brings nothing new is not
+        resumed again. None when there is nothing to resume after."""
+        if self._last_event_id is None or self._last_event_id == self._resumed_from:
+            return None
+        self._resumed_from = self._last_event_id
+        # The next stream starts afresh: an event the closed one left unfinished is dropped, as a
+        # client drops it at the end of a stream.
+        self._pending.clear()
+        self._passing = False
+        retry_ms = DEFAULT_RETRY_MS if self._retry_ms is None else min(self._retry_ms, MAX_RETRY_MS)
+        return self._last_event_id, retry_ms / 1000
+
     def _complete_events(self, scan_from: int, *, final: bool) -> bytes:
         pending = self._pending
         out = bytearray()
@@ -607,24 +738,50 @@ class _ResultEvents:
             if not final and end.end() == len(pending) and pending.endswith(b"\r"):
                 break  # a CR last may be the first half of a CRLF still on its way
             event = bytes(pending[start : end.end()])
-            out += event if self._passing else self._event(event)
+            if not self._passing:
+                out += self._event(event)
+            elif not self._shared:
+                out += event
             self._passing = False
             start = scan_from = end.end()
         del pending[:start]
-        if len(pending) > MAX_ANSWER_BYTES:
+        if len(pending) > MAX_ANSWER_BYTES and not self._passing:
             self._passing = True
+            if self._shared:
+                out += self._oversized()
         if self._passing:
-            # All but the last three bytes (which may begin the event's end) go now.
+            # All but the last three bytes (which may begin the event's end) go now, or are dropped.
             keep = min(3, len(pending))
-            out += pending[: len(pending) - keep]
+            if not self._shared:
+                out += pending[: len(pending) - keep]
             del pending[: len(pending) - keep]
         return bytes(out)
 
+    def _oversized(self) -> bytes:
+        """In place of an event too large to hold on a shared session: an error answer to the call (were
+        that event the answer, it would reach the client under the hub's id)."""
+        log.warning(
+            "an upstream event of a forwarded call is larger than %d bytes: dropped", MAX_ANSWER_BYTES
+        )
+        if self._answered:
+            return b""
+        self._answered = True
+        message = f"the upstream's answer has an event larger than {MAX_ANSWER_BYTES} bytes"
+        return (
+            b"event: message\r\ndata: " + error_body(self._client_id, INTERNAL_ERROR, message) + b"\r\n\r\n"
+        )
+
     def _event(self, event: bytes) -> bytes:
+        if self._shared and (b"id:" in event or b"retry:" in event):
+            event = self._without_resume_fields(event)
+            if not event:
+                return b""
         if not (
             _may_name_a_uri(event)
             or (self._answer_marker is not None and self._answer_marker in event)
-            or (self._asks is not None and b'"method"' in event and b'"id"' in event)
+            or (
+                self._shared and b'"method"' in event and (b'"id"' in event or _MAY_BE_A_CHANGE.search(event))
+            )
         ):
             return event
         lines = _LINE_END.split(event)
@@ -635,19 +792,69 @@ class _ResultEvents:
             message = json.loads(b"\n".join(data))
         except (ValueError, RecursionError):
             return event
-        if self._asks is not None and _is_request(message):
-            self._asks(message)
+        if self._session_side is not None and (_is_request(message) or _is_change(message)):
+            self._session_side(message)
             return b""
-        if not isinstance(message, dict) or message.get("id") != self._upstream_id:
-            return event
-        answer = _client_answer(message, self._upstream_id, self._request_id, self._alias)
-        if answer is None:
+        rewritten = self._about_the_call(message)
+        if rewritten is None:
             return event
         others = [line for line in lines if line and not line.startswith(b"data:")]
         return (
-            b"\r\n".join([*others, b"data: " + json.dumps(answer, separators=(",", ":")).encode()])
+            b"\r\n".join([*others, b"data: " + json.dumps(rewritten, separators=(",", ":")).encode()])
             + b"\r\n\r\n"
         )
+
+    def _about_the_call(self, message: Any) -> Any | None:
+        """The client's version of a message about the call (its answer, or on a shared session its
+        progress); None when it is not one, or passes as it is."""
+        if not isinstance(message, dict):
+            return None
+        if message.get("id") == self._upstream_id and ("result" in message or "error" in message):
+            self._answered = True
+            return _client_answer(message, self._upstream_id, self._client_id, self._alias)
+        params = message.get("params")
+        if (
+            self._shared
+            and message.get("method") == "notifications/progress"
+            and isinstance(params, dict)
+            and params.get("progressToken") == self._upstream_id
+        ):
+            return {**message, "params": {**params, "progressToken": self._client_token}}
+        return None
+
+    def _without_resume_fields(self, event: bytes) -> bytes:
+        """The event less its `id` and `retry` fields (noted for `resume_point`); empty when no data is
+        left (an event without data is not dispatched)."""
+        kept: list[bytes] = []
+        has_data = False
+        for line in _LINE_END.split(event):
+            field, _, value = line.partition(b":")
+            value = value.removeprefix(b" ")
+            if field == b"id":
+                self._last_event_id = value
+            elif field == b"retry":
+                if value.isdigit():
+                    self._retry_ms = int(value)
+            elif line:
+                kept.append(line)
+                has_data = has_data or (field == b"data" and bool(value))
+        return b"\r\n".join(kept) + b"\r\n\r\n" if has_data else b""
+
+
+# Notifications that something the upstream lists, or a resource, changed: news for the hub's pool.
+_CHANGES = frozenset(
+    {
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/resources/updated",
+    }
+)
+_MAY_BE_A_CHANGE = re.compile(rb"list_changed|resources/updated")
+
+
+def _is_change(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("method") in _CHANGES and "id" not in message
 
 
 def _is_request(message: Any) -> bool:

@@ -67,9 +67,7 @@ class SessionCalls(Protocol):
         self, scope: Scope, receive: Receive, send: Send, body: bytes, session_id: str, version: str
     ) -> bool: ...
 
-    def forwarding(self, session_id: str, request_id: Any) -> bool: ...
-
-    async def cancel(self, session_id: str, request_id: Any, reason: Any) -> None: ...
+    def cancel(self, session_id: str, request_id: Any, reason: Any) -> bool: ...
 
 
 class JsonFirstTransport(StreamableHTTPServerTransport):
@@ -167,19 +165,17 @@ class JsonFirstTransport(StreamableHTTPServerTransport):
         self, scope: Scope, request: Request, receive: Receive, send: Send, message: JSONRPCNotification
     ) -> bool:
         """A `notifications/cancelled` for a call the forwarder has in flight goes to it (the session's
-        server never saw that call). False, having done nothing, for any other notification."""
+        server never saw that call). False for any other notification, having at most checked its
+        headers (a refusal answers it, as the SDK's path would)."""
         params = message.params or {}
         session_id = self.mcp_session_id
-        if (
-            message.method != "notifications/cancelled"
-            or self.forwarder is None
-            or session_id is None
-            or not self.forwarder.forwarding(session_id, params.get("requestId"))
-        ):
+        if message.method != "notifications/cancelled" or self.forwarder is None or session_id is None:
             return False
-        if await self._validate_request_headers(request, send):
-            await self.forwarder.cancel(session_id, params.get("requestId"), params.get("reason"))
-            await Response(status_code=HTTPStatus.ACCEPTED)(scope, receive, send)
+        if not await self._validate_request_headers(request, send):
+            return True
+        if not self.forwarder.cancel(session_id, params.get("requestId"), params.get("reason")):
+            return False
+        await Response(status_code=HTTPStatus.ACCEPTED)(scope, receive, send)
         return True
 
     async def _stream(

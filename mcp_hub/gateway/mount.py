@@ -132,6 +132,7 @@ async def open_gateway(hub: Hub, resolver: CredentialResolver | None = None) -> 
         await stack.enter_async_context(gateway.run())
         await stack.enter_async_context(manager.run())
         forwarder = CallForwarder(gateway, passthrough)
+        stack.push_async_callback(forwarder.aclose)
         manager.forwarder = forwarder
         yield GatewayRuntime(
             gateway=gateway,

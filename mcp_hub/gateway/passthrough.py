@@ -164,6 +164,15 @@ class EventRewriter(Protocol):
         """What is left at the end of the body."""
         ...
 
+    def answered(self) -> bool:
+        """Whether the answer has gone out (what follows it in the body is not waited for)."""
+        ...
+
+    def unanswered(self) -> bool:
+        """Whether the body ended without an answer the caller must still get (`PassThrough.stream`
+        then resumes the stream, or ends it with an error)."""
+        ...
+
 
 class PassThrough:
     def __init__(
@@ -487,10 +496,13 @@ class PassThrough:
         *,
         answer_id: Any = None,
         reply_headers: Sequence[tuple[bytes, bytes]] = (),
+        resume: Callable[[], Awaitable[Response | None]] | None = None,
     ) -> None:
         """Streams a POST's answer back within the deadline; `events` (SSE answers only) may rewrite
         whole events on the way. `answer_id`: the id an error answer carries (the id in `body` when
-        None); `reply_headers` replace the upstream's headers of those names."""
+        None); `reply_headers` replace the upstream's headers of those names. When the body ends and
+        `events` still waits for an answer, `resume` gives the rest of the stream (None: there is none,
+        and the caller gets an error)."""
         start = response_start(response)
         # Rewritten events change the body's length.
         replaced = {name for name, _ in reply_headers} | (
@@ -502,20 +514,34 @@ class PassThrough:
             )
         await send(start)
         is_sse = (response.header(b"content-type") or b"").startswith(b"text/event-stream")
+        current: Response | None = response
         try:
             async with asyncio.timeout_at(ends_at):
-                async for chunk in response.chunks():
-                    if events is not None:
-                        chunk = events.feed(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                while current is not None:
+                    async for chunk in current.chunks():
+                        if events is not None:
+                            chunk = events.feed(chunk)
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        if events is not None and events.answered():
+                            break  # a resumed stream may stay open after it
+                    if events is None or not events.unanswered():
+                        tail = events.flush() if events is not None else b""
+                        await send({"type": "http.response.body", "body": tail})
+                        if current is response:
+                            await response.settle()  # the rest after the answer: the connection is kept
+                        return
+                    if current is not response:
+                        current.release()  # (again in `finally` if `resume` fails: a no-op then)
+                    current = await resume() if resume is not None else None
+            problem = (INTERNAL_ERROR, f"upstream {target.name!r} ended the stream without answering")
         except TimeoutError:
             problem = (REQUEST_TIMEOUT, timed_out_message(target))
         except WireError as exc:
             log.warning("upstream %s: %s", target.name, exc)
             problem = (INTERNAL_ERROR, f"upstream {target.name!r} closed the connection")
-        else:
-            await send({"type": "http.response.body", "body": events.flush() if events is not None else b""})
-            return
+        finally:
+            if current is not None and current is not response:
+                current.release()
         # The status line is out, so the status cannot say it any more. On an SSE stream the caller still
         # gets an answer to its request; the blank lines first end any event the upstream left half
         # written. Other bodies end short, and the server closes the connection.

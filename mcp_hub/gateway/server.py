@@ -52,7 +52,7 @@ from mcp_hub.gateway.naming import Entry, build_catalog, public_uri, split_publi
 from mcp_hub.runtime import Hub
 from mcp_hub.store.models import McpServer
 from mcp_hub.upstream.credentials import ResolvedCredential
-from mcp_hub.upstream.pool import ForwardingSession, PooledSession, PoolKey, UpstreamPool
+from mcp_hub.upstream.pool import ForwardingSession, PooledSession, PoolKey, UpstreamPool, forwardable
 from mcp_hub.upstream.session import Era, era_of, forwarded_meta
 from mcp_hub.upstream.target import UpstreamTarget, target_from_row
 
@@ -654,6 +654,8 @@ class Gateway:
             ):
                 return None
             target = self._target(server)
+            if not forwardable(target):
+                return None
             credential = await self.pool.resolver.resolve(auth.user_id, target)
         except (MCPError, HubError):
             return None

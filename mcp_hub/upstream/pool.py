@@ -14,11 +14,11 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -84,6 +84,34 @@ class ForwardingSession:
 
     protocol_version: str
     session_id: str | None  # None: the upstream keeps no session (always so on 2026-07-28)
+    pooled: PooledSession = field(compare=False, repr=False)
+
+    async def notify(self, message: dict[str, Any]) -> None:
+        """A notification of the upstream that reached the hub on a forwarded request's stream, handled
+        as the session handles those on its own streams. One the SDK's types refuse is logged."""
+        try:
+            notification = types.server_notification_adapter.validate_python(message)
+        except ValidationError as exc:
+            log.warning("upstream %s: a notification the hub cannot read: %s", self.pooled.target.name, exc)
+            return
+        await self.pooled._on_message(notification)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keeps the session from the idle reaper while a request forwarded into it is in flight, as
+        a call through the SDK's client is kept (`PooledSession.lease`)."""
+        self.pooled.in_flight += 1
+        try:
+            yield
+        finally:
+            self.pooled.in_flight -= 1
+            self.pooled.last_used = time.monotonic()
+
+
+def forwardable(target: UpstreamTarget) -> bool:
+    """Whether requests to `target` may go as plain HTTP (`UpstreamPool.forwarding_session`): a
+    streamable-HTTP MCP server (not stdio, SSE or an OpenAPI service the hub serves itself)."""
+    return target.transport == "http" and target.openapi is None
 
 
 @dataclass(frozen=True)
@@ -566,7 +594,7 @@ class UpstreamPool:
         may go to it as plain HTTP instead of through the SDK's client (mcp_hub.gateway.call_forward),
         joining the session by its `Mcp-Session-Id` on the handshake revisions. Counts as a use of the
         session, which keeps it (and a 2026-07-28 session's list_changed stream) open."""
-        if target.transport != "http" or target.openapi is not None:
+        if not forwardable(target):
             return None
         key = self._key(target, credential, era)
         pooled = self._sessions.get(key) if key.era == era else None
@@ -576,7 +604,7 @@ class UpstreamPool:
         if version is None or era_of(version) != era:
             return None
         pooled.last_used = time.monotonic()
-        return ForwardingSession(version, pooled.http_session_id)
+        return ForwardingSession(version, pooled.http_session_id, pooled)
 
     def restart_pending(self, key: PoolKey) -> float:
         """Seconds until an upstream that failed may be tried again (0 when it is up or may be tried).

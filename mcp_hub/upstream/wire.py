@@ -234,6 +234,13 @@ class Response:
             if size > limit:
                 raise WireError("too much left unread to keep the connection")
 
+    async def settle(self) -> None:
+        """Reads what is left of a body no one needs any more, within DRAIN_MAX_BYTES and
+        DRAIN_MAX_SECONDS, so that `release` can keep the connection (abandoned, it is closed)."""
+        with contextlib.suppress(WireError, TimeoutError):
+            async with asyncio.timeout(DRAIN_MAX_SECONDS):
+                await self.drain(DRAIN_MAX_BYTES)
+
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []
         size = 0
@@ -367,9 +374,7 @@ class _WireBody(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         if self._drain:
-            with contextlib.suppress(WireError, TimeoutError):
-                async with asyncio.timeout(DRAIN_MAX_SECONDS):
-                    await self._response.drain(DRAIN_MAX_BYTES)
+            await self._response.settle()
         self._response.release()
 
 

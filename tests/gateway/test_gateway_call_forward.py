@@ -9,6 +9,7 @@ what it sends."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,9 +26,11 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_hub.gateway import call_forward
 from mcp_hub.gateway.call_forward import _ResultEvents
+from mcp_hub.settings import Settings
 from tests.conformance.runner import fixture_http_server
 from tests.gateway.clients import auth_headers, text_of
-from tests.gateway.conftest import RunningHub
+from tests.gateway.conftest import RunningHub, serve_hub
+from tests.mcp_peers.procs import echo_upstream
 
 MODERN = "2026-07-28"
 TRACE = {"x-trace": "from-the-client"}
@@ -66,6 +69,63 @@ async def forwarded(hub: RunningHub, calls: int = 1) -> AsyncIterator[None]:
     before = forwarder.sent
     yield
     assert forwarder.sent - before == calls
+
+
+async def upstream_cancelled(client: Client | ClientSession, tool: str, tag: str) -> None:
+    """Waits (5 s at most) until the echo upstream's `cancelled` tool lists `tag`: its handler for the
+    call tagged so was cancelled."""
+    with anyio.fail_after(5):
+        while tag not in text_of(await client.call_tool(tool, {})).split(","):
+            await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def user_session(hub: RunningHub, upstream_url: str, user: str) -> AsyncIterator[ClientSession]:
+    """A 2025-11-25 session on `/mcp` for a new user of the upstream `echo` at `upstream_url`, with its
+    tools listed (the hub knows the session and where its calls go)."""
+    await hub.add_server("echo", transport="http", url=upstream_url)
+    key = await hub.add_key(await hub.add_user(user))
+    async with traced_session(f"{hub.url}/mcp", key) as session:
+        await session.list_tools()
+        yield session
+
+
+@asynccontextmanager
+async def raw_session(
+    hub: RunningHub, key: str, version: str = "2025-11-25"
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """An HTTP client holding a session of revision `version` on `/mcp` (initialized, tools listed), to
+    post JSON-RPC and read answers byte for byte."""
+    headers = {
+        **auth_headers(key),
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": version,
+    }
+    init = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    async with httpx2.AsyncClient(base_url=hub.url, headers=headers, timeout=30) as http:
+        opened = await http.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}
+        )
+        http.headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+        await http.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await http.post("/mcp", json={"jsonrpc": "2.0", "id": "list", "method": "tools/list"})
+        yield http
+
+
+def call(request_id: Any, name: str, arguments: dict[str, Any], **params: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments, **params},
+    }
+
+
+def events_of(answer: Any) -> list[Any]:
+    """The JSON-RPC messages of an answer, in order: those of an SSE stream, or its one JSON body."""
+    if answer.headers["content-type"].startswith("application/json"):
+        return [answer.json()]
+    return [json.loads(line[5:]) for line in answer.text.splitlines() if line.startswith("data:")]
 
 
 async def test_modern_calls_on_mcp_go_straight_to_the_upstream(
@@ -166,9 +226,7 @@ async def test_a_modern_client_that_gives_up_cancels_the_upstream_call(
             with anyio.move_on_after(0.5) as gave_up:
                 await client.call_tool(f"{prefix}wait_for_cancel", {"tag": path})
         assert gave_up.cancelled_caught
-        with anyio.fail_after(5):
-            while path not in text_of(await client.call_tool(f"{prefix}cancelled", {})).split(","):
-                await anyio.sleep(0.05)
+        await upstream_cancelled(client, f"{prefix}cancelled", path)
 
 
 async def test_a_forwarded_call_past_the_deadline_gets_a_timeout_error(
@@ -268,42 +326,106 @@ async def test_a_forwarded_answer_names_the_hubs_session_and_the_clients_id(
     """On the wire, as a client that reads every header sees it."""
     await hub_server.add_server("echo", transport="http", url=echo_http)
     key = await hub_server.add_key(await hub_server.add_user("rae"))
-    headers = {
-        **auth_headers(key),
-        "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": "2025-11-25",
-    }
-    init = {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    }
-    async with httpx2.AsyncClient(base_url=hub_server.url, headers=headers, timeout=30) as http:
-        opened = await http.post(
-            "/mcp", json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}
-        )
-        session_id = opened.headers["mcp-session-id"]
-        http.headers["mcp-session-id"] = session_id
-        await http.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"})
-        await http.post("/mcp", json={"jsonrpc": "2.0", "id": "list", "method": "tools/list"})
+    async with raw_session(hub_server, key) as http:
+        session_id = http.headers["mcp-session-id"]
         for request_id, steps in ((41, 0), ("forty-two", 2)):
-            call: dict[str, Any] = {"name": "echo__link", "arguments": {"uri": "fixture://a", "steps": steps}}
-            if steps:
-                call["_meta"] = {"progressToken": "mine"}
+            meta = {"_meta": {"progressToken": "mine"}} if steps else {}
             async with forwarded(hub_server):
                 answer = await http.post(
-                    "/mcp", json={"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": call}
+                    "/mcp",
+                    json=call(request_id, "echo__link", {"uri": "fixture://a", "steps": steps}, **meta),
                 )
             assert answer.status_code == 200
             assert answer.headers["mcp-session-id"] == session_id
             # This upstream answers with an SSE stream (progress first, when asked for).
             assert answer.headers["content-type"].startswith("text/event-stream")
-            events = [json.loads(line[5:]) for line in answer.text.splitlines() if line.startswith("data:")]
+            events = events_of(answer)
             assert [event.get("method") for event in events] == ["notifications/progress"] * steps + [None]
             assert all(event["params"]["progressToken"] == "mine" for event in events[:-1])
             message = events[-1]
             assert message["id"] == request_id
             assert message["result"]["content"][0]["uri"] == "mcp-hub://echo/fixture://a"
+        # In the session the hub shares, the call's progress token is the hub's own id for the call
+        # (another client's "mine" could be in flight there).
+        async with forwarded(hub_server):
+            answer = await http.post(
+                "/mcp", json=call(7, "echo__progress_token", {}, _meta={"progressToken": "mine"})
+            )
+        (message,) = events_of(answer)
+        assert json.loads(message["result"]["content"][0]["text"]).startswith("mcp-hub-")
+        assert message["id"] == 7
+
+
+async def test_handshake_calls_the_hub_cannot_forward_are_served_as_before(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """A session of a revision the hub's upstream session does not speak, an id the client reuses while
+    its call is in flight, and a session the upstream has forgotten (404): each served by the
+    terminating path, correctly."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("tam"))
+    async with raw_session(hub_server, key, "2025-06-18") as older:
+        async with forwarded(hub_server, 0):
+            answer = await older.post("/mcp", json=call(1, "echo__echo", {"text": "older"}))
+        assert events_of(answer)[-1]["result"]["content"][0]["text"] == "older"
+    async with raw_session(hub_server, key) as http, anyio.create_task_group() as tg:
+        await in_flight(hub_server, http, call(5, "echo__wait_for_cancel", {"tag": "reused"}), tg)
+        async with forwarded(hub_server, 0):
+            answer = await http.post("/mcp", json=call(5, "echo__echo", {"text": "same id"}))
+        message = events_of(answer)[-1]
+        assert message["id"] == 5 and message["result"]["content"][0]["text"] == "same id", message
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}}
+        assert (await http.post("/mcp", json=cancel)).status_code == 202
+        # A task outlives its call in the upstream session: task-augmented calls stay on the SDK's path.
+        async with forwarded(hub_server, 0):
+            answer = await http.post(
+                "/mcp", json=call(6, "echo__echo", {"text": "task"}, task={"ttl": 60000})
+            )
+        assert events_of(answer)[-1]["id"] == 6
+    # The upstream forgets the session the hub shares: the forwarded call meets a 404, and the
+    # terminating path answers it (opening a new upstream session).
+    async with raw_session(hub_server, key) as http:
+        async with forwarded(hub_server):
+            seen = events_of(await http.post("/mcp", json=call(1, "echo__whoami", {})))
+        upstream_session = json.loads(seen[-1]["result"]["content"][0]["text"])["mcp-session-id"]
+        async with httpx2.AsyncClient(timeout=10) as direct:
+            gone = await direct.delete(
+                echo_http, headers={"mcp-session-id": upstream_session, "mcp-protocol-version": "2025-11-25"}
+            )
+            assert gone.status_code == 200
+        async with forwarded(hub_server):
+            answer = await http.post("/mcp", json=call(2, "echo__echo", {"text": "after 404"}))
+        assert events_of(answer)[-1]["result"]["content"][0]["text"] == "after 404"
+        # The hub now has a new upstream session; once it has listed there, calls are forwarded again.
+        seen = events_of(await http.post("/mcp", json=call(3, "echo__whoami", {})))
+        renewed = json.loads(seen[-1]["result"]["content"][0]["text"])["mcp-session-id"]
+        assert renewed != upstream_session
+        async with forwarded(hub_server):
+            seen = events_of(await http.post("/mcp", json=call(4, "echo__whoami", {})))
+        assert json.loads(seen[-1]["result"]["content"][0]["text"])["mcp-session-id"] == renewed
+
+
+async def test_a_handshake_answer_in_one_json_body_comes_back_under_the_clients_id(
+    hub_server: RunningHub,
+) -> None:
+    with echo_upstream("http-json") as url:
+        await hub_server.add_server("echo", transport="http", url=url)
+        key = await hub_server.add_key(await hub_server.add_user("uma"))
+        async with raw_session(hub_server, key) as http:
+            for request_id in ("one", 2):
+                async with forwarded(hub_server):
+                    answer = await http.post(
+                        "/mcp", json=call(request_id, "echo__link", {"uri": "fixture://j", "steps": 0})
+                    )
+                assert answer.headers["content-type"].startswith("application/json")
+                assert answer.headers["mcp-session-id"] == http.headers["mcp-session-id"]
+                message = answer.json()
+                assert message["id"] == request_id
+                assert message["result"]["content"][0]["uri"] == "mcp-hub://echo/fixture://j"
+            async with forwarded(hub_server):
+                answer = await http.post("/mcp", json=call(3, "echo__add", {"a": 1, "b": "x"}))
+            assert answer.status_code == 200 and answer.json()["id"] == 3
+            assert answer.json()["result"]["isError"] is True
 
 
 async def test_handshake_calls_bring_progress_logs_and_hub_uris(
@@ -337,18 +459,47 @@ async def test_handshake_calls_bring_progress_logs_and_hub_uris(
 async def test_a_handshake_client_that_cancels_cancels_the_upstream_call(
     hub_server: RunningHub, echo_http: str
 ) -> None:
-    await hub_server.add_server("echo", transport="http", url=echo_http)
-    key = await hub_server.add_key(await hub_server.add_user("oz"))
-    async with traced_session(f"{hub_server.url}/mcp", key) as session:
-        await session.list_tools()
+    async with user_session(hub_server, echo_http, "oz") as session:
         async with forwarded(hub_server):
             with anyio.move_on_after(0.5) as gave_up:
                 await session.call_tool("echo__wait_for_cancel", {"tag": "handshake"})
         assert gave_up.cancelled_caught
-        with anyio.fail_after(5):
-            while "handshake" not in text_of(await session.call_tool("echo__cancelled", {})).split(","):
-                await anyio.sleep(0.05)
+        await upstream_cancelled(session, "echo__cancelled", "handshake")
         assert text_of(await session.call_tool("echo__echo", {"text": "after"})) == "after"
+
+
+async def in_flight(hub: RunningHub, http: httpx2.AsyncClient, request: dict[str, Any], tg: Any) -> None:
+    """Posts `request` in the background and returns once the forwarder has sent it upstream."""
+    forwarder = hub.app.state.gateway.forwarder
+    before = forwarder.sent
+    tg.start_soon(functools.partial(http.post, "/mcp", json=request))
+    with anyio.fail_after(5):
+        while forwarder.sent == before:
+            await anyio.sleep(0.02)
+
+
+async def test_a_cancel_reaches_only_the_call_of_the_session_that_sent_it(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """Two sessions share one upstream session and number their requests alike: a cancel for id 9 from
+    one session cancels nothing of the other's call 9."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("vic"))
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}
+    async with raw_session(hub_server, key) as owner, raw_session(hub_server, key) as other:
+        async with anyio.create_task_group() as tg:
+            await in_flight(hub_server, owner, call(9, "echo__wait_for_cancel", {"tag": "owned"}), tg)
+            assert (await other.post("/mcp", json=cancel)).status_code == 202
+            await anyio.sleep(0.3)
+            listed = events_of(await other.post("/mcp", json=call(1, "echo__cancelled", {})))
+            assert "owned" not in listed[-1]["result"]["content"][0]["text"].split(",")
+            assert (await owner.post("/mcp", json=cancel)).status_code == 202
+        with anyio.fail_after(5):
+            while True:
+                listed = events_of(await other.post("/mcp", json=call(2, "echo__cancelled", {})))
+                if "owned" in listed[-1]["result"]["content"][0]["text"].split(","):
+                    break
+                await anyio.sleep(0.05)
 
 
 async def test_a_handshake_call_past_the_deadline_is_cancelled_upstream(
@@ -362,9 +513,7 @@ async def test_a_handshake_call_past_the_deadline_is_cancelled_upstream(
             async with forwarded(hub_server):
                 await session.call_tool("echo__wait_for_cancel", {"tag": "past-deadline"})
         assert raised.value.error.code == types.REQUEST_TIMEOUT
-        with anyio.fail_after(5):
-            while "past-deadline" not in text_of(await session.call_tool("echo__cancelled", {})).split(","):
-                await anyio.sleep(0.05)
+        await upstream_cancelled(session, "echo__cancelled", "past-deadline")
 
 
 async def test_upstream_requests_reach_only_clients_that_can_answer_them(
@@ -399,6 +548,80 @@ async def test_upstream_requests_reach_only_clients_that_can_answer_them(
         await asking.list_tools()
         async with forwarded(hub_server, 0):
             assert text_of(await asking.call_tool("echo__sample", {"prompt": "hi"})) == "sampled"
+
+
+async def test_a_handshake_call_whose_stream_the_upstream_closes_is_resumed_by_the_hub(
+    hub_server: RunningHub,
+) -> None:
+    """A 2025-11-25 upstream may close a call's SSE stream and have the client reconnect with
+    Last-Event-ID (SEP-1699). The event ids are the upstream session's, which the hub shares: the hub
+    resumes the stream itself, and its client sees one stream with no event ids of the upstream's."""
+    logged: list[Any] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params.data)
+
+    with fixture_http_server() as url:
+        await hub_server.add_server("fixture", transport="http", url=url)
+        key = await hub_server.add_key(await hub_server.add_user("sol"))
+        async with traced_session(f"{hub_server.url}/mcp", key, logging_callback=on_log) as session:
+            await session.list_tools()
+            with anyio.fail_after(10):
+                async with forwarded(hub_server):
+                    result = await session.call_tool("fixture__test_reconnection", {})
+            assert text_of(result) == "Reconnection test completed"
+            assert [str(data) for data in logged] == ["Before disconnect", "After reconnect"]
+        # On the wire: one stream, none of the upstream's event ids or retry intervals, no empty events.
+        async with raw_session(hub_server, key) as http, forwarded(hub_server):
+            answer = await http.post("/mcp", json=call("again", "fixture__test_reconnection", {}))
+        assert not [line for line in answer.text.splitlines() if line.startswith(("id:", "retry:"))]
+        assert "data: \n" not in answer.text.replace("\r\n", "\n") + "\n"
+        messages = events_of(answer)
+        assert [message.get("method") for message in messages] == ["notifications/message"] * 2 + [None], (
+            answer.text
+        )
+        assert messages[-1]["id"] == "again"
+        assert messages[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+
+
+async def test_a_long_forwarded_call_keeps_its_upstream_session_from_the_idle_reaper(
+    settings: Settings, echo_http: str
+) -> None:
+    """The hub closes upstream sessions idle for `upstream_idle_seconds`; one a forwarded call is in
+    is not idle."""
+    tuned = settings.model_copy(update={"upstream_idle_seconds": 0.3})
+    async with serve_hub(tuned) as hub, user_session(hub, echo_http, "xan") as session:
+        before = json.loads(text_of(await session.call_tool("echo__whoami", {})))["mcp-session-id"]
+        async with forwarded(hub, 2):
+            assert text_of(await session.call_tool("echo__slow", {"seconds": 1.2})) == "slept 1.2"
+            after = json.loads(text_of(await session.call_tool("echo__whoami", {})))["mcp-session-id"]
+        assert after == before
+
+
+async def test_a_change_announced_on_a_calls_stream_reaches_the_hub(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """An upstream may say its tool list changed on the stream of the call that changed it. In the
+    session the hub shares, that is news for the hub: its cached listing goes, and its clients hear
+    of the change as the hub tells them (not as the upstream's raw notification on one call)."""
+    heard = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            heard.set()
+
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("wes"))
+    async with traced_session(f"{hub_server.url}/mcp", key, message_handler=on_message) as session:
+        assert "echo__sprouted" not in {tool.name for tool in (await session.list_tools()).tools}
+        async with forwarded(hub_server):
+            assert (
+                text_of(await session.call_tool("echo__grow_here", {"name": "sprouted"})) == "added sprouted"
+            )
+        with anyio.fail_after(5):
+            await heard.wait()
+        assert "echo__sprouted" in {tool.name for tool in (await session.list_tools()).tools}
+        assert text_of(await session.call_tool("echo__sprouted", {})) == "sprouted"
 
 
 def sse_answer(end: bytes, result_uri: str) -> tuple[bytes, bytes]:
@@ -451,3 +674,11 @@ def test_an_event_too_large_to_hold_passes_unchanged(monkeypatch: pytest.MonkeyP
     events = _ResultEvents(7, "echo")
     out = b"".join(events.feed(stream[i : i + 16]) for i in range(0, len(stream), 16)) + events.flush()
     assert out == stream
+    # In a session the hub shares, the answer's id could not be put back in an event too large to hold:
+    # the client gets one error answer in its place, and nothing of the event (here both events are).
+    shared = _ResultEvents(7, "echo", upstream_id=7, session_side=lambda message: None)
+    out = b"".join(shared.feed(stream[i : i + 16]) for i in range(0, len(stream), 16)) + shared.flush()
+    (error,) = [json.loads(line[5:]) for line in out.splitlines() if line.startswith(b"data:")]
+    assert error["id"] == 7 and "larger than 64 bytes" in error["error"]["message"]
+    assert b"fixture://" not in out and b"progress" not in out
+    assert shared.answered() and not shared.unanswered()

@@ -2,6 +2,7 @@
 
 python -m tests.mcp_peers.echo_server stdio
 python -m tests.mcp_peers.echo_server http PORT      # streamable HTTP at /mcp
+python -m tests.mcp_peers.echo_server http-json PORT # the same, answering with JSON bodies only
 python -m tests.mcp_peers.echo_server sse PORT       # SSE at /sse, messages at /messages/
 """
 
@@ -123,6 +124,27 @@ async def grow(name: str, ctx: Context) -> str:
     mcp.add_tool(grown, name=name)
     await ctx.session.send_tool_list_changed()
     await ctx.notify_tools_changed()
+    return f"added {name}"
+
+
+@mcp.tool()
+def progress_token(ctx: Context) -> str:
+    """The progress token this call's request carried, as JSON (null when it carried none)."""
+    meta: dict[str, Any] = dict(ctx.request_context.meta or {})
+    return json.dumps(meta.get("progress_token", meta.get("progressToken")))
+
+
+@mcp.tool()
+async def grow_here(name: str, ctx: Context) -> str:
+    """As `grow`, but says the tool list changed on this call's own stream (as a server may)."""
+
+    def grown() -> str:
+        return name
+
+    mcp.add_tool(grown, name=name)
+    await ctx.session.send_notification(
+        types.ToolListChangedNotification(), related_request_id=ctx.request_id
+    )
     return f"added {name}"
 
 
@@ -292,7 +314,10 @@ def main(argv: list[str]) -> None:
         mcp.run("stdio")
         return
     port = int(argv[1])
-    app = misbehaving(mcp.streamable_http_app()) if transport == "http" else mcp.sse_app()
+    if transport == "sse":
+        app = mcp.sse_app()
+    else:  # "http", or "http-json": answers as one JSON body, never an SSE stream
+        app = misbehaving(mcp.streamable_http_app(json_response=transport == "http-json"))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -61,10 +61,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def echo_upstream(transport: str) -> Iterator[str]:
-    """A Python-SDK echo server over `http` or `sse`; yields its MCP URL."""
+    """A Python-SDK echo server over `http`, `http-json` or `sse`; yields its MCP URL."""
     port = free_port()
     with running([sys.executable, "-m", "tests.mcp_peers.echo_server", transport, str(port)], port):
-        yield f"http://127.0.0.1:{port}/mcp" if transport == "http" else f"http://127.0.0.1:{port}/sse"
+        yield f"http://127.0.0.1:{port}/sse" if transport == "sse" else f"http://127.0.0.1:{port}/mcp"
 
 
 @contextmanager
