@@ -83,9 +83,13 @@ log = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = MAX_FILTERED_RESPONSE_BYTES
 
 # How long to wait before resuming an upstream's stream it closed without a retry interval (the SDK
-# client's default), and the longest wait an upstream may ask for (the call's deadline bounds it too).
+# client's default), and the shortest and longest wait an upstream may ask for (the call's deadline
+# bounds it too).
 DEFAULT_RETRY_MS = 1000
-MAX_RETRY_MS = 10_000
+RETRY_MS_RANGE = (100, 10_000)
+# Resumed streams in a row that may bring no event with data before the hub gives up (as the SDK's
+# client gives up after two reconnections that bring nothing).
+MAX_EMPTY_RESUMES = 2
 
 # Posts into upstream sessions pending at once (answers to an upstream's requests, cancellations).
 MAX_BACKGROUND_POSTS = 256
@@ -136,9 +140,12 @@ class CallForwarder:
         self._in_flight: dict[tuple[str, Any], _Exchange] = {}
         # Posts into upstream sessions that nobody waits for (answers to the upstream, cancellations).
         self._background: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Cancels the posts still pending (at shutdown, before the upstream sessions close)."""
+        """Cancels the posts still pending, and takes no more (at shutdown, before the upstream
+        sessions close)."""
+        self._closed = True
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -230,8 +237,8 @@ class CallForwarder:
             reply_headers=((b"mcp-session-id", session_id.encode()),),
             shared=True,
         )
-        if exchange is None:
-            return False
+        if exchange is None or key in self._in_flight:
+            return False  # (the same id may have come in twice at once, while this one was routed)
         self._in_flight[key] = exchange
         try:
             served = await cancelled_on_disconnect(receive, self._forward(send, exchange))
@@ -244,8 +251,8 @@ class CallForwarder:
         goes into the upstream session under the hub's id for the call (the upstream then ends the
         call's stream with its answer for a cancelled request, which reaches the client as any answer
         does), and True. False for any other call, having done nothing."""
-        if isinstance(request_id, bool):
-            return False  # JSON-RPC ids are strings or numbers; `true` is not id 1
+        if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+            return False  # JSON-RPC ids are strings or integers (`true` is not id 1)
         exchange = self._in_flight.get((session_id, request_id))
         if exchange is None:
             return False
@@ -326,6 +333,8 @@ class CallForwarder:
     def _in_background(self, route: ForwardRoute, what: str, work: Callable[[], Awaitable[None]]) -> None:
         """Work about `route`'s upstream session that no request waits for; past MAX_BACKGROUND_POSTS
         pending (an upstream that floods its clients with requests) it is dropped and logged."""
+        if self._closed:
+            return  # shutting down: the upstream sessions are closing too
         if len(self._background) >= MAX_BACKGROUND_POSTS:
             log.warning("upstream %s: %s dropped (too much pending)", route.target.name, what)
             return
@@ -692,8 +701,10 @@ class _ResultEvents:
         self._passing = False  # inside an oversized event: bytes pass until the event ends
         self._answered = False
         self._last_event_id: bytes | None = None
-        self._resumed_from: bytes | None = None
         self._retry_ms: int | None = None
+        self._resumed = False
+        self._data_since_resume = False
+        self._empty_resumes = 0
 
     def feed(self, chunk: bytes) -> bytes:
         # Earlier bytes held no event end, except perhaps one begun in their last three (CRLF CR).
@@ -718,16 +729,21 @@ class _ResultEvents:
 
     def resume_point(self) -> tuple[bytes, float] | None:
         """The id of the last event the upstream sent, to resume its stream after (SEP-1699), and how
-        long to wait first (its retry interval): once per id, so a stream that brings nothing new is not
-        resumed again. None when there is nothing to resume after."""
-        if self._last_event_id is None or self._last_event_id == self._resumed_from:
+        long to wait first (its retry interval, RETRY_MS_RANGE). None when there is nothing to resume
+        after, or after MAX_EMPTY_RESUMES resumed streams in a row brought no event with data."""
+        if self._last_event_id is None:
             return None
-        self._resumed_from = self._last_event_id
+        self._empty_resumes = self._empty_resumes + 1 if self._resumed and not self._data_since_resume else 0
+        if self._empty_resumes >= MAX_EMPTY_RESUMES:
+            return None
+        self._resumed = True
+        self._data_since_resume = False
         # The next stream starts afresh: an event the closed one left unfinished is dropped, as a
         # client drops it at the end of a stream.
         self._pending.clear()
         self._passing = False
-        retry_ms = DEFAULT_RETRY_MS if self._retry_ms is None else min(self._retry_ms, MAX_RETRY_MS)
+        low, high = RETRY_MS_RANGE
+        retry_ms = DEFAULT_RETRY_MS if self._retry_ms is None else min(max(self._retry_ms, low), high)
         return self._last_event_id, retry_ms / 1000
 
     def _complete_events(self, scan_from: int, *, final: bool) -> bytes:
@@ -776,6 +792,8 @@ class _ResultEvents:
             event = self._without_resume_fields(event)
             if not event:
                 return b""
+        if b"data:" in event:
+            self._data_since_resume = True
         if not (
             _may_name_a_uri(event)
             or (self._answer_marker is not None and self._answer_marker in event)
@@ -831,7 +849,7 @@ class _ResultEvents:
             field, _, value = line.partition(b":")
             value = value.removeprefix(b" ")
             if field == b"id":
-                self._last_event_id = value
+                self._last_event_id = value or None  # an empty id: nothing to resume after
             elif field == b"retry":
                 if value.isdigit():
                     self._retry_ms = int(value)

@@ -515,6 +515,7 @@ class PassThrough:
         await send(start)
         is_sse = (response.header(b"content-type") or b"").startswith(b"text/event-stream")
         current: Response | None = response
+        answered = False
         try:
             async with asyncio.timeout_at(ends_at):
                 while current is not None:
@@ -525,15 +526,13 @@ class PassThrough:
                         if events is not None and events.answered():
                             break  # a resumed stream may stay open after it
                     if events is None or not events.unanswered():
-                        tail = events.flush() if events is not None else b""
-                        await send({"type": "http.response.body", "body": tail})
-                        if current is response:
-                            await response.settle()  # the rest after the answer: the connection is kept
-                        return
+                        answered = True
+                        break
                     if current is not response:
                         current.release()  # (again in `finally` if `resume` fails: a no-op then)
                     current = await resume() if resume is not None else None
-            problem = (INTERNAL_ERROR, f"upstream {target.name!r} ended the stream without answering")
+            if not answered:
+                problem = (INTERNAL_ERROR, f"upstream {target.name!r} ended the stream without answering")
         except TimeoutError:
             problem = (REQUEST_TIMEOUT, timed_out_message(target))
         except WireError as exc:
@@ -542,6 +541,12 @@ class PassThrough:
         finally:
             if current is not None and current is not response:
                 current.release()
+        if answered:
+            # What the POST's body has left after the answer is read (within a bound, past the deadline
+            # too) before the client's response ends, so that its connection is kept.
+            await response.settle()
+            await send({"type": "http.response.body", "body": events.flush() if events is not None else b""})
+            return
         # The status line is out, so the status cannot say it any more. On an SSE stream the caller still
         # gets an answer to its request; the blank lines first end any event the upstream left half
         # written. Other bodies end short, and the server closes the connection.

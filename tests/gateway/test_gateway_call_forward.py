@@ -493,6 +493,9 @@ async def test_a_cancel_reaches_only_the_call_of_the_session_that_sent_it(
             await anyio.sleep(0.3)
             listed = events_of(await other.post("/mcp", json=call(1, "echo__cancelled", {})))
             assert "owned" not in listed[-1]["result"]["content"][0]["text"].split(",")
+            # A request id JSON-RPC has no place for names no call (and breaks nothing).
+            odd = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": [9]}}
+            assert (await owner.post("/mcp", json=odd)).status_code < 500
             assert (await owner.post("/mcp", json=cancel)).status_code == 202
         with anyio.fail_after(5):
             while True:

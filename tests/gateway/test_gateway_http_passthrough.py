@@ -214,14 +214,18 @@ async def test_upstream_connections_are_kept_alive_on_both_paths(
     await hub_server.add_server("echo", transport="http", url=echo_http)
     key = await hub_server.add_key(await hub_server.add_user("gil"))
     wire = hub_server.app.state.gateway.pool.wire
+    forwarder = hub_server.app.state.gateway.forwarder
     for url, tool in ((f"{hub_server.url}/mcp/echo", "echo"), (f"{hub_server.url}/mcp", "echo__echo")):
         async with shttp_session(url, key) as session:
             assert text_of(await session.call_tool(tool, {"text": "warm"})) == "warm"
-            opened, requests = wire.opened, wire.requests
+            opened, requests, forwarded = wire.opened, wire.requests, forwarder.sent
             for i in range(20):
                 assert text_of(await session.call_tool(tool, {"text": str(i)})) == str(i)
             assert wire.requests - requests >= 20  # this path's upstream HTTP goes through the pool
             assert wire.opened - opened <= 1, (url, wire.opened - opened)
+            # On /mcp these calls were forwarded (mcp_hub/gateway/call_forward.py), whose SSE answers are
+            # read to their end after the answer too.
+            assert forwarder.sent - forwarded == (20 if url.endswith("/mcp") else 0)
 
 
 async def test_methods_other_than_get_post_delete_are_refused(hub_server: RunningHub, echo_http: str) -> None:
