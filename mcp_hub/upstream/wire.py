@@ -183,6 +183,10 @@ class _Connection(asyncio.Protocol):
         return chunk
 
     @property
+    def has_body_buffered(self) -> bool:
+        return bool(self._body)
+
+    @property
     def reusable(self) -> bool:
         return (
             self.complete
@@ -234,9 +238,17 @@ class Response:
             if size > limit:
                 raise WireError("too much left unread to keep the connection")
 
+    @property
+    def ended(self) -> bool:
+        """Whether `chunks()` has handed out the whole body (it has nothing more to give)."""
+        conn = self._conn
+        return conn is not None and conn.complete and not conn.has_body_buffered
+
     async def settle(self) -> None:
         """Reads what is left of a body no one needs any more, within DRAIN_MAX_BYTES and
         DRAIN_MAX_SECONDS, so that `release` can keep the connection (abandoned, it is closed)."""
+        if self.ended:
+            return
         with contextlib.suppress(WireError, TimeoutError):
             async with asyncio.timeout(DRAIN_MAX_SECONDS):
                 await self.drain(DRAIN_MAX_BYTES)
