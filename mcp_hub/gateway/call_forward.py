@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.streamable_http import check_accept_headers
+from mcp.shared.dispatcher import as_request_id
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
     InboundLadderRejection,
@@ -51,6 +52,7 @@ from mcp.shared.inbound import (
     encode_header_value,
     find_duplicated_routing_header,
 )
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp_types import METHOD_NOT_FOUND
 from mcp_types.methods import validate_client_request
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -215,9 +217,6 @@ class CallForwarder:
         call = _call_in(body, version)
         if call is None or "task" in call.message["params"]:
             return False  # a task lives on in the upstream session after the call: left to the SDK's path
-        key = (session_id, call.message["id"])
-        if key in self._in_flight:
-            return False  # the client reused an id still in flight: the terminating path answers that
         route = await self._gateway.forward_route(
             auth,
             call.name,
@@ -237,8 +236,9 @@ class CallForwarder:
             reply_headers=((b"mcp-session-id", session_id.encode()),),
             shared=True,
         )
+        key = (session_id, call.message["id"])
         if exchange is None or key in self._in_flight:
-            return False  # (the same id may have come in twice at once, while this one was routed)
+            return False  # the client reused an id still in flight: the terminating path answers that
         self._in_flight[key] = exchange
         try:
             served = await cancelled_on_disconnect(receive, self._forward(send, exchange))
@@ -251,9 +251,8 @@ class CallForwarder:
         goes into the upstream session under the hub's id for the call (the upstream then ends the
         call's stream with its answer for a cancelled request, which reaches the client as any answer
         does), and True. False for any other call, having done nothing."""
-        if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
-            return False  # JSON-RPC ids are strings or integers (`true` is not id 1)
-        exchange = self._in_flight.get((session_id, request_id))
+        request_id = as_request_id(request_id)  # a string or an integer (`true` is not id 1)
+        exchange = self._in_flight.get((session_id, request_id)) if request_id is not None else None
         if exchange is None:
             return False
         self._post_in_background(exchange.route, _cancelled(exchange.upstream_id, reason))
@@ -277,8 +276,7 @@ class CallForwarder:
             return None
         http_route = self._passthrough.route(route.target, route.credential)
         head = request_head("POST", http_route, client_headers, route.credential, len(body), True, overrides)
-        meta = message["params"].get("_meta")
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        token = progress_token_from_params(message["params"])
         return _Exchange(
             route, http_route, head, body, message["id"], upstream_id, token, reply_headers, shared
         )
@@ -349,7 +347,7 @@ class CallForwarder:
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + exchange.route.target.timeout_seconds
         try:
-            with exchange.route.session.held():
+            with exchange.route.session.pooled.held():
                 return await self._exchange(send, exchange, ends_at)
         finally:
             if exchange.shared and loop.time() >= ends_at:
@@ -539,9 +537,8 @@ def _upstream_body(
     shared session is its progress token too (clients' tokens could collide there). None for a number
     JSON cannot carry (1e999 parses as infinity)."""
     params = {**message["params"], "name": route.tool_name}
-    meta = params.get("_meta")
-    if shared and isinstance(meta, dict) and "progressToken" in meta:
-        params["_meta"] = {**meta, "progressToken": upstream_id}
+    if shared and progress_token_from_params(params) is not None:
+        params["_meta"] = {**params["_meta"], "progressToken": upstream_id}
     forwarded = {**message, "id": upstream_id, "params": params}
     try:
         return json.dumps(forwarded, separators=(",", ":"), allow_nan=False).encode()
@@ -557,8 +554,7 @@ def _tool_call(message: Any) -> tuple[str, dict[str, Any]] | None:
         or message.get("method") != "tools/call"
     ):
         return None
-    request_id = message.get("id")
-    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+    if as_request_id(message.get("id")) is None:
         return None
     params = message.get("params")
     if not isinstance(params, dict) or not isinstance(params.get("name"), str):
@@ -879,6 +875,5 @@ def _is_request(message: Any) -> bool:
     return (
         isinstance(message, dict)
         and isinstance(message.get("method"), str)
-        and isinstance(message.get("id"), (str, int))
-        and not isinstance(message.get("id"), bool)
+        and as_request_id(message.get("id")) is not None
     )

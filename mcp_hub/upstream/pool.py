@@ -96,17 +96,6 @@ class ForwardingSession:
             return
         await self.pooled._on_message(notification)
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Keeps the session from the idle reaper while a request forwarded into it is in flight, as
-        a call through the SDK's client is kept (`PooledSession.lease`)."""
-        self.pooled.in_flight += 1
-        try:
-            yield
-        finally:
-            self.pooled.in_flight -= 1
-            self.pooled.last_used = time.monotonic()
-
 
 def forwardable(target: UpstreamTarget) -> bool:
     """Whether requests to `target` may go as plain HTTP (`UpstreamPool.forwarding_session`): a
@@ -383,16 +372,25 @@ class PooledSession:
     async def lease(self, relay: DownstreamRelay | None) -> AsyncIterator[UpstreamSession]:
         if self.session is None or self.dead:
             raise UpstreamError(f"upstream {self.target.name!r} is not connected")
-        self.in_flight += 1
         if relay is not None:
             self._relays.append(relay)
         try:
-            yield self.session
+            with self.held():
+                yield self.session
+        finally:
+            if relay is not None:
+                self._relays.remove(relay)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keeps the session from the idle reaper while a request is in flight in it: one through the
+        SDK's client (`lease`), or one the gateway forwards as plain HTTP (`forwarding_session`)."""
+        self.in_flight += 1
+        try:
+            yield
         finally:
             self.in_flight -= 1
             self.last_used = time.monotonic()
-            if relay is not None:
-                self._relays.remove(relay)
 
     def _pick_relay(self) -> DownstreamRelay | None:
         """The downstream client an upstream request belongs to. The MCP wire does not say which call a
@@ -592,8 +590,9 @@ class UpstreamPool:
         """The session over streamable HTTP that this credential's requests of `era` use, if one is up
         right now: the upstream took the credential and negotiated a revision of that era, so a request
         may go to it as plain HTTP instead of through the SDK's client (mcp_hub.gateway.call_forward),
-        joining the session by its `Mcp-Session-Id` on the handshake revisions. Counts as a use of the
-        session, which keeps it (and a 2026-07-28 session's list_changed stream) open."""
+        joining the session by its `Mcp-Session-Id` on the handshake revisions. The forwarded request
+        holds the session (`PooledSession.held`), which keeps it (and a 2026-07-28 session's list_changed
+        stream) open."""
         if not forwardable(target):
             return None
         key = self._key(target, credential, era)
@@ -603,7 +602,6 @@ class UpstreamPool:
         version = pooled.session.protocol_version
         if version is None or era_of(version) != era:
             return None
-        pooled.last_used = time.monotonic()
         return ForwardingSession(version, pooled.http_session_id, pooled)
 
     def restart_pending(self, key: PoolKey) -> float:

@@ -71,19 +71,32 @@ async def forwarded(hub: RunningHub, calls: int = 1) -> AsyncIterator[None]:
     assert forwarder.sent - before == calls
 
 
-async def upstream_cancelled(client: Client | ClientSession, tool: str, tag: str) -> None:
-    """Waits (5 s at most) until the echo upstream's `cancelled` tool lists `tag`: its handler for the
-    call tagged so was cancelled."""
+async def cancelled_tags(client: Client | ClientSession | httpx2.AsyncClient, tool: str) -> list[str]:
+    """The tags of the echo upstream's calls whose handlers were cancelled (its `cancelled` tool), asked
+    through an SDK client or, on a raw session (`raw_session`), by a plain POST."""
+    if isinstance(client, httpx2.AsyncClient):
+        answer = events_of(await client.post("/mcp", json=call("tags", tool, {})))[-1]
+        text: str = answer["result"]["content"][0]["text"]
+        return text.split(",")
+    return text_of(await client.call_tool(tool, {})).split(",")
+
+
+async def upstream_cancelled(
+    client: Client | ClientSession | httpx2.AsyncClient, tool: str, tag: str
+) -> None:
+    """Waits (5 s at most) until the echo upstream's handler for the call tagged `tag` was cancelled."""
     with anyio.fail_after(5):
-        while tag not in text_of(await client.call_tool(tool, {})).split(","):
+        while tag not in await cancelled_tags(client, tool):
             await anyio.sleep(0.05)
 
 
 @asynccontextmanager
-async def user_session(hub: RunningHub, upstream_url: str, user: str) -> AsyncIterator[ClientSession]:
-    """A 2025-11-25 session on `/mcp` for a new user of the upstream `echo` at `upstream_url`, with its
-    tools listed (the hub knows the session and where its calls go)."""
-    await hub.add_server("echo", transport="http", url=upstream_url)
+async def user_session(
+    hub: RunningHub, upstream_url: str, user: str, **server: Any
+) -> AsyncIterator[ClientSession]:
+    """A 2025-11-25 session on `/mcp` for a new user of the upstream `echo` at `upstream_url` (with
+    `server`'s settings), with its tools listed (the hub knows the session and where its calls go)."""
+    await hub.add_server("echo", transport="http", url=upstream_url, **server)
     key = await hub.add_key(await hub.add_user(user))
     async with traced_session(f"{hub.url}/mcp", key) as session:
         await session.list_tools()
@@ -491,27 +504,18 @@ async def test_a_cancel_reaches_only_the_call_of_the_session_that_sent_it(
             await in_flight(hub_server, owner, call(9, "echo__wait_for_cancel", {"tag": "owned"}), tg)
             assert (await other.post("/mcp", json=cancel)).status_code == 202
             await anyio.sleep(0.3)
-            listed = events_of(await other.post("/mcp", json=call(1, "echo__cancelled", {})))
-            assert "owned" not in listed[-1]["result"]["content"][0]["text"].split(",")
+            assert "owned" not in await cancelled_tags(other, "echo__cancelled")
             # A request id JSON-RPC has no place for names no call (and breaks nothing).
             odd = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": [9]}}
             assert (await owner.post("/mcp", json=odd)).status_code < 500
             assert (await owner.post("/mcp", json=cancel)).status_code == 202
-        with anyio.fail_after(5):
-            while True:
-                listed = events_of(await other.post("/mcp", json=call(2, "echo__cancelled", {})))
-                if "owned" in listed[-1]["result"]["content"][0]["text"].split(","):
-                    break
-                await anyio.sleep(0.05)
+        await upstream_cancelled(other, "echo__cancelled", "owned")
 
 
 async def test_a_handshake_call_past_the_deadline_is_cancelled_upstream(
     hub_server: RunningHub, echo_http: str
 ) -> None:
-    await hub_server.add_server("echo", transport="http", url=echo_http, timeout_seconds=1)
-    key = await hub_server.add_key(await hub_server.add_user("quin"))
-    async with traced_session(f"{hub_server.url}/mcp", key) as session:
-        await session.list_tools()
+    async with user_session(hub_server, echo_http, "quin", timeout_seconds=1) as session:
         with anyio.fail_after(10), pytest.raises(MCPError, match="did not answer within 1s") as raised:
             async with forwarded(hub_server):
                 await session.call_tool("echo__wait_for_cancel", {"tag": "past-deadline"})

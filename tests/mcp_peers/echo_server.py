@@ -130,8 +130,8 @@ async def grow(name: str, ctx: Context) -> str:
 @mcp.tool()
 def progress_token(ctx: Context) -> str:
     """The progress token this call's request carried, as JSON (null when it carried none)."""
-    meta: dict[str, Any] = dict(ctx.request_context.meta or {})
-    return json.dumps(meta.get("progress_token", meta.get("progressToken")))
+    meta = ctx.request_context.meta or {}
+    return json.dumps(meta.get("progress_token"))
 
 
 @mcp.tool()
