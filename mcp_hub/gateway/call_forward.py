@@ -77,6 +77,7 @@ from mcp_hub.gateway.passthrough import (
     timed_out_message,
 )
 from mcp_hub.gateway.server import ForwardRoute, Gateway
+from mcp_hub.gateway.sse import LINE_END, event_end
 from mcp_hub.upstream.wire import Response, WireError
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,6 @@ MAX_EMPTY_RESUMES = 2
 
 # Posts into upstream sessions pending at once (answers to an upstream's requests, cancellations).
 MAX_BACKGROUND_POSTS = 256
-
-# The end of an SSE event: two line ends, each CRLF, LF or a lone CR (WHATWG HTML, "event stream").
-_EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -396,6 +393,8 @@ class CallForwarder:
                     answer_id=exchange.client_id,
                     reply_headers=exchange.reply_headers,
                     resume=functools.partial(self._resumed, exchange, rewriter),
+                    # Both ways here came through a check that the client accepts JSON and SSE.
+                    json_first=True,
                 )
             else:
                 await self._send_whole_answer(send, response, exchange, ends_at)
@@ -746,16 +745,16 @@ class _ResultEvents:
         pending = self._pending
         out = bytearray()
         start = 0
-        while (end := _EVENT_END.search(pending, scan_from)) is not None:
-            if not final and end.end() == len(pending) and pending.endswith(b"\r"):
+        while (end := event_end(pending, scan_from)) is not None:
+            if not final and end == len(pending) and pending.endswith(b"\r"):
                 break  # a CR last may be the first half of a CRLF still on its way
-            event = bytes(pending[start : end.end()])
+            event = bytes(pending[start:end])
             if not self._passing:
                 out += self._event(event)
             elif not self._shared:
                 out += event
             self._passing = False
-            start = scan_from = end.end()
+            start = scan_from = end
         del pending[:start]
         if len(pending) > MAX_ANSWER_BYTES and not self._passing:
             self._passing = True
@@ -798,7 +797,7 @@ class _ResultEvents:
             )
         ):
             return event
-        lines = _LINE_END.split(event)
+        lines = LINE_END.split(event)
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
             return event
@@ -841,7 +840,7 @@ class _ResultEvents:
         left (an event without data is not dispatched)."""
         kept: list[bytes] = []
         has_data = False
-        for line in _LINE_END.split(event):
+        for line in LINE_END.split(event):
             field, _, value = line.partition(b":")
             value = value.removeprefix(b" ")
             if field == b"id":

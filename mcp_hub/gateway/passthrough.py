@@ -49,10 +49,12 @@ from starlette.types import Message, Receive, Scope, Send
 from mcp_hub.auth.context import AuthContext
 from mcp_hub.errors import HubError, NotConnectedError
 from mcp_hub.gateway.connect import not_connected_error
+from mcp_hub.gateway.json_first import JSON_WINDOW_SECONDS
+from mcp_hub.gateway.sse import FirstAnswer, starts_an_object
 from mcp_hub.store.models import McpServer
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.target import UpstreamTarget
-from mcp_hub.upstream.wire import Origin, Response, WireError, WirePool
+from mcp_hub.upstream.wire import DRAIN_MAX_BYTES, DRAIN_MAX_SECONDS, Origin, Response, WireError, WirePool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,6 +113,10 @@ _DROP_RESPONSE = frozenset(
         b"server",
     }
 )
+# What a response sent whole says about its body itself.
+_BODY_HEADERS = frozenset({b"content-type", b"content-length"})
+# Media ranges of an `Accept` header that admit a JSON answer.
+_JSON_TYPES = frozenset({b"application/json", b"application/*", b"*/*"})
 
 
 # Whether a tool may be used, when an allowlist is in force (None: no allowlist, bodies not parsed).
@@ -359,7 +365,8 @@ class PassThrough:
             if method == "GET":
                 await self._stream_open_ended(receive, send, response)
             else:
-                await self.stream(send, response, ends_at, body, target)
+                json_first = _accepts_json(headers.get(b"accept")) and starts_an_object(body)
+                await self.stream(send, response, ends_at, body, target, json_first=json_first)
         finally:
             if response is not None:
                 response.release()
@@ -497,12 +504,14 @@ class PassThrough:
         answer_id: Any = None,
         reply_headers: Sequence[tuple[bytes, bytes]] = (),
         resume: Callable[[], Awaitable[Response | None]] | None = None,
+        json_first: bool = False,
     ) -> None:
         """Streams a POST's answer back within the deadline; `events` (SSE answers only) may rewrite
         whole events on the way. `answer_id`: the id an error answer carries (the id in `body` when
         None); `reply_headers` replace the upstream's headers of those names. When the body ends and
         `events` still waits for an answer, `resume` gives the rest of the stream (None: there is none,
-        and the caller gets an error)."""
+        and the caller gets an error). `json_first` (the client accepts JSON for this one request): an
+        SSE answer whose first event is the response goes out as that response's JSON (mcp_hub.gateway.sse)."""
         start = response_start(response)
         # Rewritten events change the body's length.
         replaced = {name for name, _ in reply_headers} | (
@@ -512,8 +521,32 @@ class PassThrough:
             start["headers"] = [(k, v) for k, v in start["headers"] if k not in replaced] + list(
                 reply_headers
             )
-        await send(start)
         is_sse = (response.header(b"content-type") or b"").startswith(b"text/event-stream")
+        held = b""
+        if json_first and is_sse:
+            first = FirstAnswer()
+            loop = asyncio.get_running_loop()
+            # A timeout or a broken connection before the answer is met again below, and reported there.
+            with contextlib.suppress(TimeoutError, WireError):
+                async with asyncio.timeout_at(min(ends_at, loop.time() + JSON_WINDOW_SECONDS)) as window:
+                    async for chunk in response.chunks():
+                        if first.feed(events.feed(chunk) if events is not None else chunk):
+                            break
+                    if first.answer is not None:
+                        await _send_body(
+                            send, start["status"], first.answer, b"application/json", start["headers"]
+                        )
+                        if not response.ended:
+                            # The rest of the body is read (as `settle` does, in this same timeout) so that
+                            # its connection is kept.
+                            window.reschedule(loop.time() + DRAIN_MAX_SECONDS)
+                            await response.drain(DRAIN_MAX_BYTES)
+            if first.answer is not None:
+                return
+            held = bytes(first.held)
+        await send(start)
+        if held:
+            await send({"type": "http.response.body", "body": held, "more_body": True})
         current: Response | None = response
         answered = False
         try:
@@ -685,6 +718,11 @@ def request_head(
     return b"".join(lines)
 
 
+def _accepts_json(accept: bytes | None) -> bool:
+    """Whether an `Accept` header admits an application/json answer (every 2025-era client's must)."""
+    return any(part.split(b";", 1)[0].strip().lower() in _JSON_TYPES for part in (accept or b"").split(b","))
+
+
 def response_start(response: Response) -> Message:
     return {
         "type": "http.response.start",
@@ -737,6 +775,8 @@ async def _send_body(
     content_type: bytes,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra_headers]
+    """One whole response; `extra_headers` of the two names it sets are left out."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers += [(k, v) for k, v in extra_headers if k not in _BODY_HEADERS]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -347,6 +347,16 @@ def build_server(omit: frozenset[str] = frozenset()) -> MCPServer:
         await log(ctx, "info", "After reconnect")
         return "Reconnection test completed"
 
+    @server.tool(
+        description="Closes its SSE stream `times` times without a word in between (not the suite's)"
+    )
+    async def closes_its_stream_repeatedly(ctx: Context, times: int = 4) -> str:
+        for _ in range(times):
+            await ctx.close_sse_stream()
+            # Past the retry interval, so each close ends a stream the client has resumed.
+            await asyncio.sleep(0.3)
+        return "closed"
+
     # ---- tools: server-to-client requests (2025 revisions) --------------------------------------------
     @server.tool(description="Asks the client to sample an LLM completion")
     async def test_sampling(prompt: str, ctx: Context) -> str:

@@ -350,8 +350,10 @@ async def test_a_forwarded_answer_names_the_hubs_session_and_the_clients_id(
                 )
             assert answer.status_code == 200
             assert answer.headers["mcp-session-id"] == session_id
-            # This upstream answers with an SSE stream (progress first, when asked for).
-            assert answer.headers["content-type"].startswith("text/event-stream")
+            # This upstream answers with an SSE stream; an answer with nothing before the response
+            # reaches the client as that response's JSON, one with progress first as the stream.
+            framing = "text/event-stream" if steps else "application/json"
+            assert answer.headers["content-type"].startswith(framing)
             events = events_of(answer)
             assert [event.get("method") for event in events] == ["notifications/progress"] * steps + [None]
             assert all(event["params"]["progressToken"] == "mine" for event in events[:-1])
@@ -589,6 +591,27 @@ async def test_a_handshake_call_whose_stream_the_upstream_closes_is_resumed_by_t
         )
         assert messages[-1]["id"] == "again"
         assert messages[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+
+
+async def test_the_hub_gives_up_on_a_stream_closed_again_and_again_with_nothing_said(
+    hub_server: RunningHub,
+) -> None:
+    """Two resumed streams in a row that bring no event with data, and the hub stops resuming: its client
+    gets an error answer (MAX_EMPTY_RESUMES), not a stream that never ends."""
+    with fixture_http_server() as url:
+        await hub_server.add_server("fixture", transport="http", url=url)
+        key = await hub_server.add_key(await hub_server.add_user("ted"))
+        async with raw_session(hub_server, key) as http, forwarded(hub_server):
+            with anyio.fail_after(10):
+                answer = await http.post(
+                    "/mcp", json=call("gone", "fixture__closes_its_stream_repeatedly", {})
+                )
+    (message,) = events_of(answer)
+    assert message == {
+        "jsonrpc": "2.0",
+        "id": "gone",
+        "error": {"code": -32603, "message": "upstream 'fixture' ended the stream without answering"},
+    }
 
 
 async def test_a_long_forwarded_call_keeps_its_upstream_session_from_the_idle_reaper(

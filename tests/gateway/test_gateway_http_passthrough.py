@@ -10,6 +10,8 @@ import sys
 from typing import Any
 
 import httpx2
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from mcp_hub.settings import Settings
 from tests.gateway.clients import result_of, sample_by_echo, shttp_session, text_of
@@ -244,3 +246,50 @@ async def test_methods_other_than_get_post_delete_are_refused(hub_server: Runnin
             2,
         )
         assert ok["result"]["content"][0]["text"] == "after"
+
+
+async def test_an_sse_answer_with_nothing_before_its_response_comes_back_as_json(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """The JSON-first rule on the pass-through (mcp_hub/gateway/sse.py): the upstream streams every
+    answer, and the client gets one JSON body when the response is all there is to say, the stream
+    when something comes before it. The SDK's client reads a JSON answer whole, so it keeps its
+    connection from call to call (an SSE answer it stops reading at the response, and loses it)."""
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    key = await hub_server.add_key(await hub_server.add_user("ivy"))
+    async with httpx2.AsyncClient(base_url=hub_server.url, timeout=30) as http:
+        session = await open_raw_session(http, "/mcp/echo", key)
+        params = {"name": "echo", "arguments": {"text": "plain"}}
+        plain = await call(http, "/mcp/echo", session, 2, "tools/call", params)
+        assert plain.headers["content-type"] == "application/json"
+        assert plain.headers["content-length"] == str(len(plain.content))
+        assert plain.json()["id"] == 2 and plain.json()["result"]["content"][0]["text"] == "plain"
+        assert plain.headers["mcp-session-id"] == session["mcp-session-id"]
+        meta = {"name": "progress", "arguments": {"steps": 2}, "_meta": {"progressToken": "p"}}
+        streamed = await call(http, "/mcp/echo", session, 3, "tools/call", meta)
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        methods = [
+            json.loads(line[5:]).get("method")
+            for line in streamed.text.splitlines()
+            if line.startswith("data:")
+        ]
+        assert methods == ["notifications/progress"] * 2 + [None]
+
+    client_ports: list[int] = []
+
+    async def note_port(response: httpx2.Response) -> None:
+        if response.request.method == "POST":
+            client_ports.append(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {key}"}, event_hooks={"response": [note_port]}, timeout=30
+    )
+    async with (
+        http,
+        streamable_http_client(f"{hub_server.url}/mcp/echo", http_client=http) as (read, write),
+        ClientSession(read, write) as sdk,
+    ):
+        await sdk.initialize()
+        for i in range(5):
+            assert text_of(await sdk.call_tool("echo", {"text": str(i)})) == str(i)
+    assert len(client_ports) >= 6 and len(set(client_ports[-5:])) == 1, client_ports
