@@ -393,8 +393,9 @@ class CallForwarder:
                     answer_id=exchange.client_id,
                     reply_headers=exchange.reply_headers,
                     resume=functools.partial(self._resumed, exchange, rewriter),
-                    # Both ways here came through a check that the client accepts JSON and SSE.
-                    json_first=True,
+                    # The client accepts JSON (checked on the way here). A 2026-07-28 upstream answers
+                    # that way itself when it has nothing else to say, errors with their own statuses.
+                    json_first=exchange.shared,
                 )
             else:
                 await self._send_whole_answer(send, response, exchange, ends_at)

@@ -54,7 +54,7 @@ from mcp_hub.gateway.sse import FirstAnswer, starts_an_object
 from mcp_hub.store.models import McpServer
 from mcp_hub.upstream.credentials import CredentialResolver, ResolvedCredential
 from mcp_hub.upstream.target import UpstreamTarget
-from mcp_hub.upstream.wire import DRAIN_MAX_BYTES, DRAIN_MAX_SECONDS, Origin, Response, WireError, WirePool
+from mcp_hub.upstream.wire import Origin, Response, WireError, WirePool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -365,7 +365,12 @@ class PassThrough:
             if method == "GET":
                 await self._stream_open_ended(receive, send, response)
             else:
-                json_first = _accepts_json(headers.get(b"accept")) and starts_an_object(body)
+                json_first = (
+                    headers.get(b"mcp-protocol-version", b"").decode("latin-1")
+                    not in MODERN_PROTOCOL_VERSIONS
+                    and _accepts_json(headers.get(b"accept"))
+                    and starts_an_object(body)
+                )
                 await self.stream(send, response, ends_at, body, target, json_first=json_first)
         finally:
             if response is not None:
@@ -510,8 +515,9 @@ class PassThrough:
         whole events on the way. `answer_id`: the id an error answer carries (the id in `body` when
         None); `reply_headers` replace the upstream's headers of those names. When the body ends and
         `events` still waits for an answer, `resume` gives the rest of the stream (None: there is none,
-        and the caller gets an error). `json_first` (the client accepts JSON for this one request): an
-        SSE answer whose first event is the response goes out as that response's JSON (mcp_hub.gateway.sse)."""
+        and the caller gets an error). `json_first` (a 2025-era request whose client accepts JSON): an
+        SSE answer whose first event with data is the response goes out as that response's JSON, if it
+        comes within JSON_WINDOW_SECONDS (mcp_hub.gateway.sse)."""
         start = response_start(response)
         # Rewritten events change the body's length.
         replaced = {name for name, _ in reply_headers} | (
@@ -525,23 +531,27 @@ class PassThrough:
         held = b""
         if json_first and is_sse:
             first = FirstAnswer()
-            loop = asyncio.get_running_loop()
+            window_ends = min(ends_at, asyncio.get_running_loop().time() + JSON_WINDOW_SECONDS)
             # A timeout or a broken connection before the answer is met again below, and reported there.
             with contextlib.suppress(TimeoutError, WireError):
-                async with asyncio.timeout_at(min(ends_at, loop.time() + JSON_WINDOW_SECONDS)) as window:
+                async with asyncio.timeout_at(window_ends):
                     async for chunk in response.chunks():
                         if first.feed(events.feed(chunk) if events is not None else chunk):
                             break
-                    if first.answer is not None:
-                        await _send_body(
-                            send, start["status"], first.answer, b"application/json", start["headers"]
-                        )
-                        if not response.ended:
-                            # The rest of the body is read (as `settle` does, in this same timeout) so that
-                            # its connection is kept.
-                            window.reschedule(loop.time() + DRAIN_MAX_SECONDS)
-                            await response.drain(DRAIN_MAX_BYTES)
-            if first.answer is not None:
+            if first.answer is not None and (events is None or events.answered()):
+                headers = [(k, v) for k, v in start["headers"] if k not in _BODY_HEADERS]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(first.answer)),
+                ]
+                await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+                # The client has its whole answer with this (its length is declared); the response only
+                # ends once the rest of the upstream's body is read, as on the stream below, so that
+                # the upstream connection is kept and no disconnect watch takes this for the client
+                # leaving.
+                await send({"type": "http.response.body", "body": first.answer, "more_body": True})
+                await response.settle()
+                await send({"type": "http.response.body", "body": b""})
                 return
             held = bytes(first.held)
         await send(start)
@@ -552,12 +562,14 @@ class PassThrough:
         try:
             async with asyncio.timeout_at(ends_at):
                 while current is not None:
-                    async for chunk in current.chunks():
-                        if events is not None:
-                            chunk = events.feed(chunk)
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        if events is not None and events.answered():
-                            break  # a resumed stream may stay open after it
+                    # (The answer may have been among the bytes held above.)
+                    if events is None or not events.answered():
+                        async for chunk in current.chunks():
+                            if events is not None:
+                                chunk = events.feed(chunk)
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                            if events is not None and events.answered():
+                                break  # a resumed stream may stay open after it
                     if events is None or not events.unanswered():
                         answered = True
                         break
@@ -775,8 +787,6 @@ async def _send_body(
     content_type: bytes,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """One whole response; `extra_headers` of the two names it sets are left out."""
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    headers += [(k, v) for k, v in extra_headers if k not in _BODY_HEADERS]
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
