@@ -77,7 +77,7 @@ from mcp_hub.gateway.passthrough import (
     timed_out_message,
 )
 from mcp_hub.gateway.server import ForwardRoute, Gateway
-from mcp_hub.gateway.sse import LINE_END, event_end
+from mcp_hub.gateway.sse import LINE_END, event_data, event_end
 from mcp_hub.upstream.wire import Response, WireError
 
 log = logging.getLogger(__name__)
@@ -798,12 +798,11 @@ class _ResultEvents:
             )
         ):
             return event
-        lines = LINE_END.split(event)
-        data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
-        if not data:
+        data = event_data(event)
+        if data is None:
             return event
         try:
-            message = json.loads(b"\n".join(data))
+            message = json.loads(data)
         except (ValueError, RecursionError):
             return event
         if self._session_side is not None and (_is_request(message) or _is_change(message)):
@@ -812,7 +811,7 @@ class _ResultEvents:
         rewritten = self._about_the_call(message)
         if rewritten is None:
             return event
-        others = [line for line in lines if line and not line.startswith(b"data:")]
+        others = [line for line in LINE_END.split(event) if line and not line.startswith(b"data:")]
         return (
             b"\r\n".join([*others, b"data: " + json.dumps(rewritten, separators=(",", ":")).encode()])
             + b"\r\n\r\n"
