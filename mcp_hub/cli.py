@@ -128,7 +128,12 @@ def serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     typer.echo(f"mcp-hub listening on {settings.base_url}  (data: {settings.data_dir.resolve()})", err=True)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        # uvicorn formats every request's access line before its logger drops it; above INFO, none is shown.
+        access_log=logging.getLogger().isEnabledFor(logging.INFO),
     )
 
 

@@ -66,6 +66,8 @@ INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 REQUEST_TIMEOUT = -32001
+# How long a forwarded request runs before the hub watches for its client leaving (cancelled_on_disconnect).
+WATCH_AFTER_SECONDS = 0.05
 # Enough for any tools/list the hub would filter; larger answers are refused rather than buffered.
 MAX_FILTERED_RESPONSE_BYTES = 32 * 1024 * 1024
 
@@ -664,10 +666,16 @@ class _ToolFilter:
 async def cancelled_on_disconnect(receive: Receive, work: Awaitable[T]) -> T | None:
     """Runs `work` in this task and returns its result, or None once the client has disconnected
     (`work` is then cancelled: nothing is left to answer). Only once the request body has been read:
-    `receive` then reports nothing but the end."""
+    `receive` then reports nothing but the end.
+
+    The watch begins WATCH_AFTER_SECONDS after `work` does: most answers come sooner, and a watching
+    task per request cost 7% of the hub's instructions per forwarded 2026-07-28 call (callgrind). A
+    client that leaves in that time still has its call cancelled, that much later (`receive` keeps the
+    disconnect)."""
     task = asyncio.current_task()
     assert task is not None
     state = {"working": True, "gone": False}
+    watcher: asyncio.Future[None] | None = None
 
     async def watch() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -676,7 +684,11 @@ async def cancelled_on_disconnect(receive: Receive, work: Awaitable[T]) -> T | N
             state["gone"] = True
             task.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    def begin_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, begin_watching)
     try:
         return await work
     except asyncio.CancelledError:
@@ -685,7 +697,9 @@ async def cancelled_on_disconnect(receive: Receive, work: Awaitable[T]) -> T | N
         raise
     finally:
         state["working"] = False
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 def timed_out_message(target: UpstreamTarget) -> str:

@@ -4,11 +4,13 @@ on two sessions at once each seen as themselves."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from mcp_hub.auth import context
 from mcp_hub.settings import Settings
 from tests.gateway.clients import shttp_session, text_of
 from tests.gateway.conftest import RunningHub, serve_hub
@@ -195,3 +197,39 @@ async def test_admin_changes_apply_at_once_despite_the_auth_cache(settings: Sett
         assert {name.split("__")[0] for name in await tool_names(hub, "/mcp", key)} == {"first", "second"}
         assert (await hub.admin.delete(f"/v1/keys/{key_id}")).status_code == 200
         assert (await post_init(hub, "/mcp", {"Authorization": f"Bearer {key}"})).status_code == 401
+
+
+async def test_requests_that_miss_the_auth_cache_together_share_one_read(
+    settings: Settings, echo_http: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight connections of one caller whose entry is missing (expired, or never read) cost one
+    # authentication, not eight: each one was a database transaction, and under load the extra ones
+    # opened new database connections. A failed read is shared by those that waited for it, and is not
+    # kept for the next request.
+    reads: list[str | None] = []
+    extract = context.extract_mcp_auth_context
+
+    async def slow_extract(request: Any, hub: Any = None) -> context.AuthContext:
+        reads.append(context.presented_key(request))
+        await asyncio.sleep(0.3)  # a slow database: every request below arrives while this one reads
+        return await extract(request, hub)
+
+    monkeypatch.setattr(context, "extract_mcp_auth_context", slow_extract)
+    async with serve_hub(settings.model_copy(update={"mcp_auth_cache_seconds": 60.0})) as hub:
+        await hub.add_server("echo", transport="http", url=echo_http)
+        created = await hub.admin.post("/v1/keys", json={"user_id": await hub.add_user("rita")})
+        key = created.json()["key"]
+        burst = await asyncio.gather(
+            *(post_init(hub, "/mcp/echo", {"Authorization": f"Bearer {key}"}) for _ in range(8))
+        )
+        assert [r.status_code for r in burst] == [200] * 8
+        assert reads == [key]
+
+        reads.clear()
+        bad = {"Authorization": "Bearer mcph_not-a-key"}
+        refused = await asyncio.gather(*(post_init(hub, "/mcp/echo", bad) for _ in range(4)))
+        assert [r.status_code for r in refused] == [401] * 4
+        assert all("WWW-Authenticate" in r.headers for r in refused)
+        assert reads == ["mcph_not-a-key"]
+        assert (await post_init(hub, "/mcp/echo", bad)).status_code == 401
+        assert reads == ["mcph_not-a-key"] * 2
