@@ -746,9 +746,7 @@ class _ResultEvents:
         pending = self._pending
         out = bytearray()
         start = 0
-        while (end := event_end(pending, scan_from)) is not None:
-            if not final and end == len(pending) and pending.endswith(b"\r"):
-                break  # a CR last may be the first half of a CRLF still on its way
+        while (end := event_end(pending, scan_from, final=final)) is not None:
             event = bytes(pending[start:end])
             if not self._passing:
                 out += self._event(event)

@@ -26,10 +26,11 @@ _JSON_WHITESPACE = frozenset(b" \t\r\n")
 MAX_HELD_BYTES = 1024 * 1024
 
 
-def event_end(buffer: bytes | bytearray, start: int = 0) -> int | None:
+def event_end(buffer: bytes | bytearray, start: int = 0, *, final: bool = False) -> int | None:
     """Where the first event at or after `start` ends (the index past its blank line), or None when no
     event ends in `buffer`. An event ends at two line ends in a row, each CRLF, LF or a lone CR (WHATWG
-    HTML, "event stream"); a CR last in `buffer` may yet turn out to be the first half of a CRLF.
+    HTML, "event stream"). Unless `buffer` is `final` (the stream's last bytes), an end on a CR last in
+    it is not one yet: the CR may be the first half of a CRLF still on its way.
     (A regular expression for the same grammar costs twice as much per search: this is on every call's
     answer.)"""
     while (run := _LINE_END_RUN.search(buffer, start)) is not None:
@@ -39,7 +40,7 @@ def event_end(buffer: bytes | bytearray, start: int = 0) -> int | None:
             at += 2 if buffer[at] == 13 and at + 1 < stop and buffer[at + 1] == 10 else 1
             ends += 1
         if ends == 2:
-            return at
+            return None if at == len(buffer) and buffer[at - 1] == 13 and not final else at
         start = stop  # one CRLF: a line's end, not an event's
     return None
 
@@ -93,8 +94,6 @@ class FirstAnswer:
         scan_from = max(self._scan, len(held) - 3)
         held += chunk
         while (end := event_end(held, scan_from)) is not None:
-            if end == len(held) and held.endswith(b"\r"):
-                break  # a CR last may be the first half of a CRLF still on its way
             data = event_data(bytes(held[self._scan : end]))
             self._scan = scan_from = end
             if data is not None:

@@ -21,7 +21,12 @@ def test_event_end_agrees_with_the_grammar_on_every_short_input() -> None:
             text = b"".join(letters)
             for start in range(len(text) + 1):
                 expected = GRAMMAR.search(text, start)
-                assert event_end(text, start) == (expected.end() if expected else None), (text, start)
+                end = expected.end() if expected else None
+                assert event_end(text, start, final=True) == end, (text, start)
+                # Before the stream's end, a CR last may yet become a CRLF: no end is known there.
+                if end == len(text) and text.endswith(b"\r"):
+                    end = None
+                assert event_end(text, start) == end, (text, start)
 
 
 def test_event_data_joins_data_lines_and_ignores_events_without_data() -> None:
