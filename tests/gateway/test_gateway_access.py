@@ -4,15 +4,19 @@ on two sessions at once each seen as themselves."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx2
 import pytest
+from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.auth import context
 from mcp_hub.settings import Settings
-from tests.gateway.clients import shttp_session, text_of
+from mcp_hub.upstream.credentials import ResolvedCredential
+from mcp_hub.upstream.target import UpstreamTarget
+from tests.gateway.clients import shttp_session, sse_session, text_of
 from tests.gateway.conftest import RunningHub, serve_hub
 
 INIT = {
@@ -120,31 +124,71 @@ async def test_tool_allowlists_filter_listing_and_are_checked_on_call(
                 await session.call_tool(blocked, {"a": 1, "b": 2})
 
 
+class PerUserToken:
+    """A credential resolver giving each user their own upstream token (the seam the credential store
+    fills), so the upstream shows which user a call ran as."""
+
+    async def resolve(self, user_id: str | None, target: UpstreamTarget) -> ResolvedCredential:
+        return ResolvedCredential(
+            identity=f"user:{user_id}", headers={**target.headers, "Authorization": f"Bearer token-{user_id}"}
+        )
+
+
+# Every way a session reaches an upstream: the pass-through (/mcp/{server} on a streamable-HTTP
+# upstream), and the SDK's session manager, whose handlers run in each session's own task (/mcp with
+# its forwarded calls, /mcp/{server} on a stdio upstream, legacy SSE).
+INTERLEAVED_PATHS = [
+    pytest.param("http", "/mcp/echo", "", id="passthrough"),
+    pytest.param("http", "/mcp", "echo__", id="aggregate"),
+    pytest.param("stdio", "/mcp/echo", "", id="stdio"),
+    pytest.param("http", "/sse", "echo__", id="sse"),
+]
+
+
+@pytest.mark.parametrize(("transport", "path", "prefix"), INTERLEAVED_PATHS)
 async def test_two_users_interleaving_on_two_sessions_each_see_their_own_identity(
-    hub_server: RunningHub, echo_http: str
+    hub_server: RunningHub, echo_http: str, transport: str, path: str, prefix: str
 ) -> None:
-    """Handlers run in each session's own task; the identity must come from the request that carried
-    the message. Each user's key allows a different tool, so a handler that saw the other user would
-    list or allow the wrong one."""
-    await hub_server.add_server("echo", transport="http", url=echo_http)
-    alice_key = await hub_server.add_key(await hub_server.add_user("alice"), allowed_tools=["echo"])
-    bob_key = await hub_server.add_key(await hub_server.add_user("bob"), allowed_tools=["add"])
+    """Handlers must take the identity from the request that carried the message, not from whoever
+    opened the session's task or spoke last. Each user's key allows a different tool, so a handler that
+    saw the other user would list or allow the wrong one; over HTTP the upstream also sees each user's
+    own token."""
+    if transport == "http":
+        await hub_server.add_server("echo", transport="http", url=echo_http)
+        hub_server.app.state.gateway.pool.resolver = PerUserToken()
+    else:
+        await hub_server.add_stdio_echo("echo")
+    alice, bob = await hub_server.add_user("alice"), await hub_server.add_user("bob")
+    alice_key = await hub_server.add_key(alice, allowed_tools=["echo", "whoami"])
+    bob_key = await hub_server.add_key(bob, allowed_tools=["add", "whoami"])
+    open_session = sse_session if path == "/sse" else shttp_session
+    # On /mcp/{server} a tool the key may not use is refused; in an aggregate listing it does not exist.
+    refused = "not allowed" if prefix == "" else "Unknown tool"
     async with (
-        shttp_session(f"{hub_server.url}/mcp/echo", alice_key) as alice,
-        shttp_session(f"{hub_server.url}/mcp/echo", bob_key) as bob,
+        open_session(f"{hub_server.url}{path}", alice_key) as alice_session,
+        open_session(f"{hub_server.url}{path}", bob_key) as bob_session,
     ):
 
+        async def runs_as(session: ClientSession, user_id: str) -> None:
+            if transport == "http":
+                seen = json.loads(text_of(await session.call_tool(f"{prefix}whoami", {})))
+                assert seen["authorization"] == f"Bearer token-{user_id}"
+
         async def as_alice(i: int) -> None:
-            assert {t.name for t in (await alice.list_tools()).tools} == {"echo"}
-            assert text_of(await alice.call_tool("echo", {"text": f"a{i}"})) == f"a{i}"
-            with pytest.raises(MCPError, match="not allowed"):
-                await alice.call_tool("add", {"a": 1, "b": i})
+            tools = {t.name for t in (await alice_session.list_tools()).tools}
+            assert tools == {f"{prefix}echo", f"{prefix}whoami"}
+            assert text_of(await alice_session.call_tool(f"{prefix}echo", {"text": f"a{i}"})) == f"a{i}"
+            await runs_as(alice_session, alice)
+            with pytest.raises(MCPError, match=refused):
+                await alice_session.call_tool(f"{prefix}add", {"a": 1, "b": i})
 
         async def as_bob(i: int) -> None:
-            assert {t.name for t in (await bob.list_tools()).tools} == {"add"}
-            assert text_of(await bob.call_tool("add", {"a": 1, "b": i})) == str(1 + i)
-            with pytest.raises(MCPError, match="not allowed"):
-                await bob.call_tool("echo", {"text": "b"})
+            tools = {t.name for t in (await bob_session.list_tools()).tools}
+            assert tools == {f"{prefix}add", f"{prefix}whoami"}
+            assert text_of(await bob_session.call_tool(f"{prefix}add", {"a": 1, "b": i})) == str(1 + i)
+            await runs_as(bob_session, bob)
+            with pytest.raises(MCPError, match=refused):
+                await bob_session.call_tool(f"{prefix}echo", {"text": "b"})
 
         await asyncio.gather(*(f(i) for i in range(15) for f in (as_alice, as_bob)))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 import pytest
@@ -92,6 +93,33 @@ async def test_legacy_sse_endpoints(hub_server: RunningHub, echo_http: str, path
         tool = "echo" if path.startswith("/mcp/") else "echo__echo"
         assert tool in {t.name for t in (await session.list_tools()).tools}
         assert text_of(await session.call_tool(tool, {"text": "over sse"})) == "over sse"
+
+
+async def test_names_too_long_for_64_characters_are_shortened_and_still_reach_their_tool(
+    hub_server: RunningHub, echo_http: str
+) -> None:
+    """Two upstream tools whose prefixed names would pass 64 characters and share their first 64: each
+    is listed under a distinct short name, which stays the same from one listing to the next and is
+    routed (by lookup, not by splitting) to its own tool."""
+    alias = "a_server_alias_of_thirty_two_chr"
+    await hub_server.add_server(alias, transport="http", url=echo_http)
+    key = await _user_key(hub_server)
+    long_names = ["t" * 60 + "_one", "t" * 60 + "_two"]
+    async with shttp_session(f"{hub_server.url}/mcp", key) as session:
+        for name in long_names:
+            assert text_of(await session.call_tool(f"{alias}__grow", {"name": name})) == f"added {name}"
+
+        async def shortened() -> list[str]:
+            return sorted(
+                t.name for t in (await session.list_tools()).tools if t.name.startswith(f"{alias}__ttt")
+            )
+
+        with anyio.fail_after(5):
+            while len(names := await shortened()) < 2:  # the hub relists on the upstream's list_changed
+                await anyio.sleep(0.05)
+        assert len(names) == 2 and all(len(name) <= 64 for name in names)
+        assert await shortened() == names
+        assert {text_of(await session.call_tool(name, {})) for name in names} == set(long_names)
 
 
 async def test_stdio_upstream_through_the_hub(hub_server: RunningHub) -> None:
