@@ -8,6 +8,7 @@ scope, and only then handed to the SDK transport. `open_gateway` builds and runs
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,6 +19,12 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from mcp.server.sse import SseServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import (
+    HANDSHAKE_PROTOCOL_VERSIONS,
+    MODERN_PROTOCOL_VERSIONS,
+    SUPPORTED_PROTOCOL_VERSIONS,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -193,6 +200,8 @@ class StreamableHttpEndpoint:
         # RFC 9110 §5.5: whitespace around a field value is not part of it. h11 trims it, httptools
         # (uvicorn's faster parser) keeps trailing whitespace, and the SDK compares `Mcp-Name` exactly.
         scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
+        if await _refused_protocol_version(scope, receive, send):
+            return
         if auth.path_server is None:
             rest = await runtime.forwarder.handle(scope, receive, send, auth)
             if rest is None:
@@ -200,6 +209,43 @@ class StreamableHttpEndpoint:
             receive = rest
         set_auth_context(scope, auth)
         await runtime.manager.handle_request(scope, receive, send)
+
+
+async def _refused_protocol_version(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answers a request whose `MCP-Protocol-Version` the hub does not speak (400, as the spec asks)
+    with the versions it does, and says whether it did. The SDK sends every version it cannot name to
+    its 2026-07-28 handler, which then complains of the request's missing 2026 fields instead."""
+    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), None)
+    if version is None or (requested := version.decode("latin-1")) in SUPPORTED_PROTOCOL_VERSIONS:
+        return False
+    # `supported` is what a 2026-07-28 client may retry with (what `server/discover` lists); the
+    # handshake revisions are named for the people reading the message.
+    supported = list(MODERN_PROTOCOL_VERSIONS)
+    message = (
+        f"unsupported MCP-Protocol-Version {requested!r}: this hub speaks {', '.join(supported)}, and "
+        f"{', '.join(HANDSHAKE_PROTOCOL_VERSIONS)} after an initialize handshake"
+    )
+    data = {"supported": supported, "requested": requested}
+    error = {"code": UNSUPPORTED_PROTOCOL_VERSION, "message": message, "data": data}
+    request_id = await _request_id(receive, runtime_settings(scope).max_request_bytes)
+    answer = {"jsonrpc": "2.0", "id": request_id, "error": error}
+    await JSONResponse(answer, status_code=400)(scope, receive, send)
+    return True
+
+
+async def _request_id(receive: Receive, max_bytes: int) -> Any:
+    """The id of the JSON-RPC request in a body (read to its end, up to `max_bytes`), or None."""
+    body = bytearray()
+    while len(body) <= max_bytes:
+        message = await receive()
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return request.get("id") if isinstance(request, dict) else None
 
 
 class SseEndpoint:
