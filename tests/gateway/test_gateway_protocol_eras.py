@@ -403,3 +403,40 @@ async def test_listen_streams_are_capped_per_caller_and_end_when_access_changes(
         with anyio.fail_after(5):
             events = [event async for event in sub]
         assert events == []
+
+
+@pytest.mark.parametrize(
+    ("transport", "path", "prefix"),
+    [
+        ("http", "/mcp", "echo__"),
+        ("http", "/mcp/echo", ""),
+        ("stdio", "/mcp", "echo__"),
+        ("stdio", "/mcp/echo", ""),
+    ],
+)
+async def test_handshake_clients_get_log_messages_at_the_level_they_set(
+    hub_server: RunningHub, echo_http: str, transport: str, path: str, prefix: str
+) -> None:
+    """Before 2026-07-28 a session sets its level with `logging/setLevel`: the hub passes it on to the
+    upstream session its calls use, which then sends at that level and above."""
+    if transport == "http":
+        await hub_server.add_server("echo", transport="http", url=echo_http)
+    else:
+        await hub_server.add_stdio_echo("echo")
+    key = await hub_server.add_key(await hub_server.add_user("lin"))
+    received: list[str] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        received.append(str(params.data))
+
+    async with shttp_session(f"{hub_server.url}{path}", key, logging_callback=on_log) as session:
+        await session.set_logging_level("warning")
+        assert text_of(await session.call_tool(f"{prefix}log", {"message": "below the level"})) == "logged"
+        await anyio.sleep(0.3)  # notifications are handled in tasks of their own
+        assert received == []
+        await session.set_logging_level("info")
+        assert text_of(await session.call_tool(f"{prefix}log", {"message": "at the level"})) == "logged"
+        with anyio.fail_after(2):
+            while not received:
+                await anyio.sleep(0.02)
+        assert received == ["at the level"]

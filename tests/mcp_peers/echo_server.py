@@ -73,10 +73,26 @@ async def progress(steps: int, ctx: Context) -> str:
     return "done"
 
 
+# RFC 5424's severities, least first, as `logging/setLevel` names them.
+LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+# Each client connection's level from `logging/setLevel`, by the connection's id (the SDK builds a
+# ServerSession per request; the connection under it is the client's, and has no public accessor).
+SESSION_LEVELS: dict[int, str] = {}
+
+
 @mcp.tool()
 async def log(message: str, ctx: Context) -> str:
-    await ctx.info(message)
+    """Says `message` at info, unless the session set a higher level (the SDK leaves that filter to the
+    server's own `logging/setLevel` handler)."""
+    level = SESSION_LEVELS.get(id(ctx.session._connection), "debug")
+    if LOG_LEVELS.index(level) <= LOG_LEVELS.index("info"):
+        await ctx.info(message)
     return "logged"
+
+
+async def _set_level(ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
+    SESSION_LEVELS[id(ctx.session._connection)] = params.level
+    return types.EmptyResult()
 
 
 @mcp.tool()
@@ -111,6 +127,26 @@ async def touch_tools(ctx: Context) -> str:
     # subscriptions/listen streams they hold (the SDK drops the other spelling in each era).
     await ctx.session.send_tool_list_changed()
     await ctx.notify_tools_changed()
+    return "notified"
+
+
+@mcp.tool()
+async def touch_resources(ctx: Context, times: int = 1) -> str:
+    """Says `times` times in a row that the resource list changed (both eras' spellings, as
+    `touch_tools`)."""
+    for _ in range(times):
+        await ctx.session.send_resource_list_changed()
+        await ctx.notify_resources_changed()
+    return "notified"
+
+
+@mcp.tool()
+async def touch_prompts(ctx: Context, times: int = 1) -> str:
+    """Says `times` times in a row that the prompt list changed (both eras' spellings, as
+    `touch_tools`)."""
+    for _ in range(times):
+        await ctx.session.send_prompt_list_changed()
+        await ctx.notify_prompts_changed()
     return "notified"
 
 
@@ -245,6 +281,7 @@ mcp._lowlevel_server.add_request_handler("resources/subscribe", types.SubscribeR
 mcp._lowlevel_server.add_request_handler(
     "resources/unsubscribe", types.UnsubscribeRequestParams, _unsubscribe
 )
+mcp._lowlevel_server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, _set_level)
 
 
 @mcp.tool()
