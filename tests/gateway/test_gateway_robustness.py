@@ -407,6 +407,27 @@ async def test_sse_message_endpoint_caps_bodies_and_checks_the_session_owner(
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         assert own.status_code == 202, own.text
+        # DNS-rebinding protection on the message endpoint too: a page on another origin, or reached
+        # under another host name, cannot post into a session it learned of.
+        auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        rebound = await http.post(endpoint, json=INIT, headers={**auth, "Host": "evil.example:80"})
+        assert rebound.status_code == 421
+        cross_site = await http.post(endpoint, json=INIT, headers={**auth, "Origin": "http://evil.example"})
+        assert cross_site.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/sse", "/mcp/echo/sse"])
+async def test_sse_streams_check_host_and_origin(hub_server: RunningHub, echo_http: str, path: str) -> None:
+    await hub_server.add_server("echo", transport="http", url=echo_http)
+    auth = {"Authorization": f"Bearer {await hub_server.add_key(await hub_server.add_user('sid'))}"}
+    async with httpx2.AsyncClient(base_url=hub_server.url, timeout=10) as http:
+        rebound = await http.get(path, headers={**auth, "Host": "evil.example:80"})
+        assert rebound.status_code == 421 and "Invalid Host header" in rebound.text
+        cross_site = await http.get(path, headers={**auth, "Origin": "http://evil.example"})
+        assert cross_site.status_code == 403 and "Invalid Origin header" in cross_site.text
+        # The hub's own origin is welcome.
+        async with http.stream("GET", path, headers={**auth, "Origin": hub_server.url}) as own:
+            assert own.status_code == 200
 
 
 async def test_upstream_answering_garbage(hub_with_short_deadlines: RunningHub, echo_http: str) -> None:
