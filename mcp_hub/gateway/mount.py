@@ -8,7 +8,6 @@ scope, and only then handed to the SDK transport. `open_gateway` builds and runs
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,7 +34,7 @@ from mcp_hub.authserver.metadata import www_authenticate
 from mcp_hub.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from mcp_hub.gateway.call_forward import CallForwarder
 from mcp_hub.gateway.json_first import JsonFirstSessionManager
-from mcp_hub.gateway.passthrough import PassThrough
+from mcp_hub.gateway.passthrough import PassThrough, error_body, request_id_of, send_json
 from mcp_hub.gateway.server import Gateway, GatewaySettings
 from mcp_hub.openapi.runtime import OpenApiRuntime, openapi_runtime
 from mcp_hub.runtime import Hub
@@ -200,7 +199,7 @@ class StreamableHttpEndpoint:
         # RFC 9110 §5.5: whitespace around a field value is not part of it. h11 trims it, httptools
         # (uvicorn's faster parser) keeps trailing whitespace, and the SDK compares `Mcp-Name` exactly.
         scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
-        if await _refused_protocol_version(scope, receive, send):
+        if await _refused_protocol_version(scope, receive, send, runtime.passthrough):
             return
         if auth.path_server is None:
             rest = await runtime.forwarder.handle(scope, receive, send, auth)
@@ -211,7 +210,9 @@ class StreamableHttpEndpoint:
         await runtime.manager.handle_request(scope, receive, send)
 
 
-async def _refused_protocol_version(scope: Scope, receive: Receive, send: Send) -> bool:
+async def _refused_protocol_version(
+    scope: Scope, receive: Receive, send: Send, passthrough: PassThrough
+) -> bool:
     """Answers a request whose `MCP-Protocol-Version` the hub does not speak (400, as the spec asks)
     with the versions it does, and says whether it did. The SDK sends every version it cannot name to
     its 2026-07-28 handler, which then complains of the request's missing 2026 fields instead."""
@@ -225,27 +226,11 @@ async def _refused_protocol_version(scope: Scope, receive: Receive, send: Send) 
         f"unsupported MCP-Protocol-Version {requested!r}: this hub speaks {', '.join(supported)}, and "
         f"{', '.join(HANDSHAKE_PROTOCOL_VERSIONS)} after an initialize handshake"
     )
+    body = await passthrough.read_body(receive, dict(scope["headers"]))
+    request_id = request_id_of(body) if body is not None else None
     data = {"supported": supported, "requested": requested}
-    error = {"code": UNSUPPORTED_PROTOCOL_VERSION, "message": message, "data": data}
-    request_id = await _request_id(receive, runtime_settings(scope).max_request_bytes)
-    answer = {"jsonrpc": "2.0", "id": request_id, "error": error}
-    await JSONResponse(answer, status_code=400)(scope, receive, send)
+    await send_json(send, 400, error_body(request_id, UNSUPPORTED_PROTOCOL_VERSION, message, data))
     return True
-
-
-async def _request_id(receive: Receive, max_bytes: int) -> Any:
-    """The id of the JSON-RPC request in a body (read to its end, up to `max_bytes`), or None."""
-    body = bytearray()
-    while len(body) <= max_bytes:
-        message = await receive()
-        body += message.get("body", b"")
-        if message["type"] != "http.request" or not message.get("more_body"):
-            break
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return request.get("id") if isinstance(request, dict) else None
 
 
 class SseEndpoint:

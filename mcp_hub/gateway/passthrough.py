@@ -332,12 +332,12 @@ class PassThrough:
                     async with asyncio.timeout_at(ends_at):
                         response = await self.wire.request(route.origin, head, body)
                 except TimeoutError:
-                    await send_json(send, 504, _timed_out(_request_id(body), target))
+                    await send_json(send, 504, _timed_out(request_id_of(body), target))
                     return
                 except WireError as exc:
                     log.warning("upstream %s: %s", target.name, exc)
                     message = f"cannot connect to upstream {target.name!r}"
-                    await send_json(send, 502, error_body(_request_id(body), INTERNAL_ERROR, message))
+                    await send_json(send, 502, error_body(request_id_of(body), INTERNAL_ERROR, message))
                     return
                 self._bind(response, auth, server, method, session_id=headers.get(SESSION_HEADER))
                 if response.status != 401:
@@ -354,11 +354,11 @@ class PassThrough:
                         await credential.on_rejected()
                         credential = await self._resolver_of().resolve(auth.user_id, target)
                     except HubError as exc:
-                        await send_json(send, 200, _hub_error_body(_request_id(body), exc))
+                        await send_json(send, 200, _hub_error_body(request_id_of(body), exc))
                         return
                     continue
                 message = f"upstream {target.name!r} refused the credential presented for you (HTTP 401)"
-                await send_json(send, 502, error_body(_request_id(body), INTERNAL_ERROR, message))
+                await send_json(send, 502, error_body(request_id_of(body), INTERNAL_ERROR, message))
                 return
             assert response is not None
             if filter_tools is not None and response.status == 200:
@@ -597,7 +597,7 @@ class PassThrough:
         # The status line is out, so the status cannot say it any more. On an SSE stream the caller still
         # gets an answer to its request; the blank lines first end any event the upstream left half
         # written. Other bodies end short, and the server closes the connection.
-        request_id = _request_id(body) if answer_id is None else answer_id
+        request_id = request_id_of(body) if answer_id is None else answer_id
         if is_sse and request_id is not None:
             error = error_body(request_id, *problem)
             tail = events.flush() if events is not None else b""
@@ -757,13 +757,13 @@ def response_start(response: Response) -> Message:
     }
 
 
-def _request_id(body: bytes) -> Any:
-    """The JSON-RPC id of a forwarded request, for error answers (parsed only on those paths)."""
+def request_id_of(body: bytes) -> Any:
+    """The JSON-RPC id of a request's body, for error answers (parsed only on those paths), or None."""
     if not body:
         return None
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return message.get("id") if isinstance(message, dict) else None
 
